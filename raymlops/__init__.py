@@ -1,0 +1,32 @@
+"""raymlops: the whole life of a model on one Ray cluster.
+
+Public API (re-exports only)::
+
+    import raymlops
+    platform = raymlops.init()          # attach to, or start, the platform
+    raymlops.status()                   # what `raymlops status --json` prints
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from raymlops.config import Settings, load_settings  # noqa: E402
+from raymlops.exceptions import RaymlopsError  # noqa: E402
+
+
+def init(*args, **kwargs):
+    """Attach to (or start) the platform; see :func:`raymlops.cluster.init`."""
+    from raymlops.cluster import init as _init
+
+    return _init(*args, **kwargs)
+
+
+def status(*args, **kwargs):
+    """The platform's status as a dict; see :func:`raymlops.cluster.status`."""
+    from raymlops.cluster import status as _status
+
+    return _status(*args, **kwargs)
+
+
+__all__ = ["RaymlopsError", "Settings", "__version__", "init", "load_settings", "status"]

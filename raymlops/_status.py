@@ -1,0 +1,143 @@
+"""Collect what ``raymlops status`` reports from a connected driver, as JSON-safe data.
+
+Sections are functions so later components add theirs (models, features, health) without
+touching the rest; each section degrades to an ``error`` entry instead of failing the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from raymlops.config import Settings, mask_password
+from raymlops.platform import platform_actor_specs
+
+__all__ = ["collect", "not_running", "register_section"]
+
+Section = Callable[[Settings], Any]
+_SECTIONS: dict[str, Section] = {}
+
+
+def register_section(name: str, section: Section) -> None:
+    """Later issues add e.g. ``models`` or ``health`` here."""
+    _SECTIONS[name] = section
+
+
+def _base(settings: Settings) -> dict[str, Any]:
+    return {
+        "storage_root": str(settings.storage_root),
+        "tracking_uri": mask_password(settings.tracking_uri or ""),
+        "artifact_location": mask_password(settings.artifact_location or ""),
+        "namespace": settings.namespace,
+    }
+
+
+def not_running(settings: Settings) -> dict[str, Any]:
+    return {
+        "running": False,
+        "ray_address": None,
+        "dashboard_url": None,
+        "serve_http": None,
+        "resources": {},
+        "actors": [],
+        "serve_applications": [],
+        **_base(settings),
+    }
+
+
+def _dashboard_url() -> str | None:
+    try:
+        from ray._private.worker import get_dashboard_url
+
+        url = get_dashboard_url()
+    except Exception:  # noqa: BLE001
+        return None
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def _resources() -> dict[str, Any]:
+    total = ray.cluster_resources()
+    available = ray.available_resources()
+    keys = ["CPU", "GPU", "memory", "object_store_memory"]
+    out: dict[str, Any] = {}
+    for key in keys:
+        out[key] = {"total": float(total.get(key, 0.0)), "available": float(available.get(key, 0.0))}
+    out["nodes"] = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return out
+
+
+def _actors(settings: Settings) -> list[dict[str, Any]]:
+    """State of each platform actor: ALIVE / RESTARTING / DEAD from Ray's state API, else a ping."""
+    states: dict[str, dict[str, Any]] = {}
+    try:
+        from ray.util.state import list_actors
+
+        for actor in list_actors(
+            filters=[("ray_namespace", "=", settings.namespace)], detail=False, timeout=10,
+            raise_on_missing_output=False,
+        ):
+            name = actor.get("name") if isinstance(actor, dict) else getattr(actor, "name", "")
+            state = actor.get("state") if isinstance(actor, dict) else getattr(actor, "state", "")
+            if name and (name not in states or state == "ALIVE"):
+                states[name] = {"state": state}
+    except Exception:  # noqa: BLE001 - no dashboard: fall back to pinging below
+        states = {}
+    rows = []
+    for spec in platform_actor_specs():
+        row = {"name": spec.name, "description": spec.description}
+        if spec.name in states:
+            row["state"] = states[spec.name]["state"]
+        else:
+            row["state"] = _ping_state(spec.name, settings.namespace)
+        rows.append(row)
+    return rows
+
+
+def _ping_state(name: str, namespace: str) -> str:
+    try:
+        handle = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return "MISSING"
+    try:
+        ray.get(handle.ping.remote(), timeout=5)
+        return "ALIVE"
+    except Exception:  # noqa: BLE001
+        return "UNREACHABLE"
+
+
+def _serve(settings: Settings) -> tuple[str | None, list[dict[str, Any]]]:
+    """Serve's HTTP address and applications, only if Serve runs on this cluster."""
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return None, []
+    from ray import serve
+
+    apps = []
+    for name, app in serve.status().applications.items():
+        apps.append({"name": name, "status": str(app.status), "route_prefix": getattr(app, "route_prefix", None)})
+    return settings.serve_url, apps
+
+
+def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:
+    serve_http, apps = _serve(settings)
+    report: dict[str, Any] = {
+        "running": True,
+        "ray_address": address or ray.get_runtime_context().gcs_address,
+        "dashboard_url": _dashboard_url(),
+        "serve_http": serve_http,
+        "resources": _resources(),
+        "actors": _actors(settings),
+        "serve_applications": apps,
+        **_base(settings),
+    }
+    for name, section in _SECTIONS.items():
+        try:
+            report[name] = section(settings)
+        except Exception as exc:  # noqa: BLE001 - one broken section must not hide the rest
+            report[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return report

@@ -1,0 +1,8 @@
+"""The ``raymlops`` command line: one module per noun, assembled here."""
+
+from __future__ import annotations
+
+from raymlops.cli._app import app, main
+from raymlops.cli import platform as _platform  # noqa: F401  (registers up/status/down/demo)
+
+__all__ = ["app", "main"]

@@ -1,0 +1,72 @@
+"""The root Typer app, global options and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from raymlops.config import Settings, load_settings
+from raymlops.exceptions import RaymlopsError
+
+app = typer.Typer(
+    name="raymlops",
+    help="MLOps on one Ray cluster: tracking, registry, features, serving, drift, AutoML, CT.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class CliState:
+    """Global options, turned into settings lazily so `--help` never touches the disk."""
+
+    def __init__(self, config_file: Path | None, storage_root: Path | None) -> None:
+        self.config_file = config_file
+        self.storage_root = storage_root
+
+    def settings(self, **overrides: Any) -> Settings:
+        return load_settings(self.config_file, storage_root=self.storage_root, **overrides)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML settings file (also RAYMLOPS_CONFIG)."),
+    ] = None,
+    storage_root: Annotated[
+        Path | None,
+        typer.Option("--storage-root", help="Storage root (also RAYMLOPS_STORAGE_ROOT)."),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(config, storage_root)
+
+
+def main() -> None:
+    """Console entry point: typed errors print one clear line and exit 1, no traceback."""
+    try:
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except RaymlopsError as exc:
+        err_console.print(f"[bold red]error[/] ({type(exc).__name__}): {exc.message}")
+        sys.exit(1)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise

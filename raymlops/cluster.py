@@ -1,0 +1,273 @@
+"""Attach to or start the platform's Ray cluster, get-or-create its actors, report, stop.
+
+``up`` (CLI) and ``init`` (notebooks, jobs) share one path:
+
+1. find an address: ``--address`` > ``RAY_ADDRESS`` > settings.ray_address > the head this
+   storage root started earlier (``<root>/run/head.json``) if it still answers;
+2. none: start a local head (token auth, dashboard, 127.0.0.1, never 6379 by default);
+3. connect this process (or reuse ``ray.init`` done by the caller, e.g. the test session);
+4. get-or-create every registered platform actor, named and detached in the namespace.
+
+Each step is idempotent, so running ``up`` twice attaches the second time and creates nothing.
+``down`` stops the actors ``up`` created and the head if ``up`` started it — nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from raymlops import _head
+from raymlops.config import Settings, load_settings
+from raymlops.exceptions import ClusterError, ClusterNotRunningError
+from raymlops.platform import PLATFORM_INFO_ACTOR, platform_actor_specs
+
+__all__ = ["Platform", "down", "ensure_platform_actors", "init", "status", "up"]
+
+
+@dataclass
+class Platform:
+    """A connected driver's view of the platform."""
+
+    settings: Settings
+    address: str
+    dashboard_url: str | None
+    started_head: bool
+    actors: dict[str, Any] = field(default_factory=dict)  # name -> ActorHandle
+    created_actors: list[str] = field(default_factory=list)
+
+
+def _resolve_address(settings: Settings, address: str | None) -> tuple[str | None, _head.HeadState | None]:
+    state = _head.read_head_state(settings.state_dir)
+    explicit = address or os.environ.get("RAY_ADDRESS") or settings.ray_address
+    if explicit:
+        return explicit, state if state and state.gcs_address == explicit else None
+    if state and state.started_head and _head.head_is_alive(state):
+        return state.gcs_address, state
+    return None, None
+
+
+def _set_client_auth(settings: Settings) -> None:
+    """Clients must be told the mode too: the token file alone is not enough in Ray 2.60.
+
+    Ray reads RAY_AUTH_MODE into its C++ config at import, so after setting the variable the
+    config is re-read (what Ray's own ``_enable_token_auth`` does).
+    """
+    if settings.auth_mode != "token" or os.environ.get("RAY_AUTH_MODE") == "token":
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    from ray._raylet import Config
+
+    Config.initialize("")
+
+
+def _connect(settings: Settings, address: str) -> str | None:
+    """``ray.init`` to ``address``, failing fast (not Ray's long retry) when nothing listens."""
+    if address not in ("auto",) and not address.startswith(("ray://", "http://", "https://")):
+        host, port = _head.split_address(address)
+        if not _head.port_is_open(host, port, timeout=2.0):
+            raise ClusterNotRunningError(
+                f"no Ray cluster answers at {address}; start one with `raymlops up`",
+                address=address,
+            )
+    _set_client_auth(settings)
+    try:
+        context = ray.init(
+            address=address,
+            namespace=settings.namespace,
+            logging_level="ERROR",
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError) as exc:
+        hint = ""
+        if "auth" in str(exc).lower():
+            hint = " (token auth: put the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+        raise ClusterError(f"could not attach to Ray at {address}{hint}: {exc}") from exc
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def ensure_platform_actors(settings: Settings) -> tuple[dict[str, Any], list[str]]:
+    """Get-or-create every platform actor; returns (handles by name, names newly created).
+
+    ``get_if_exists=True`` makes creation race-free between two drivers; ``max_restarts=-1``
+    brings a killed actor back (it rebuilds from its durable store).
+    """
+    handles: dict[str, Any] = {}
+    created: list[str] = []
+    for spec in platform_actor_specs():
+        existed = _actor_exists(spec.name, settings.namespace)
+        cls = ray.remote(spec.load_class())
+        options = {
+            "name": spec.name,
+            "namespace": settings.namespace,
+            "lifetime": "detached",
+            "get_if_exists": True,
+            "max_restarts": -1,
+            "max_task_retries": -1,
+            **spec.options,
+        }
+        args = (settings.model_dump(mode="json"),)
+        handle = cls.options(**options).remote(*args)
+        handles[spec.name] = handle
+        if not existed:
+            created.append(spec.name)
+    # Wait until all answer, so `up` returning means the platform is usable.
+    ray.get([h.ping.remote() for h in handles.values()], timeout=120)
+    return handles, created
+
+
+def _actor_exists(name: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+        return True
+    except ValueError:
+        return False
+
+
+def _settings_from_platform(settings: Settings) -> Settings:
+    """When attaching to a running platform, adopt its settings (one truth for all drivers)."""
+    try:
+        actor = ray.get_actor(PLATFORM_INFO_ACTOR, namespace=settings.namespace)
+        stored = ray.get(actor.settings.remote(), timeout=30)
+    except ValueError:
+        return settings
+    return load_settings(**{k: v for k, v in stored.items() if v is not None})
+
+
+def init(
+    settings: Settings | None = None,
+    *,
+    address: str | None = None,
+    start: bool = True,
+    autoscaling_config: str | None = None,
+) -> Platform:
+    """Attach to (or start) the platform from this process and return a :class:`Platform`.
+
+    In a job submitted with ``ray job submit``, ``RAY_ADDRESS`` is set and this attaches. If
+    the caller already ran ``ray.init`` (tests, notebooks with their own cluster), that
+    connection is reused and only the actors are ensured.
+    """
+    settings = settings or load_settings()
+    started_head = False
+    if ray.is_initialized():
+        target = ray.get_runtime_context().gcs_address
+        dashboard = _dashboard_of_current()
+    else:
+        target, state = _resolve_address(settings, address)
+        if target is None:
+            if not start:
+                raise ClusterNotRunningError("no raymlops platform is running; run `raymlops up`")
+            args, env = (
+                _head.fake_cluster_config(settings, autoscaling_config)
+                if autoscaling_config
+                else ([], {})
+            )
+            state = _head.start_head(settings, extra_args=args, extra_env=env)
+            target, started_head = state.gcs_address, True
+            state.save(settings.state_dir)
+        dashboard = _connect(settings, target)
+    settings = _settings_from_platform(settings)
+    actors, created = ensure_platform_actors(settings)
+    return Platform(
+        settings=settings,
+        address=target,
+        dashboard_url=dashboard,
+        started_head=started_head,
+        actors=actors,
+        created_actors=created,
+    )
+
+
+def _dashboard_of_current() -> str | None:
+    try:
+        from ray._private.worker import get_dashboard_url
+
+        url = get_dashboard_url()
+    except Exception:  # noqa: BLE001 - a cluster without a dashboard still works
+        return None
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def up(
+    settings: Settings | None = None,
+    *,
+    address: str | None = None,
+    autoscaling_config: str | None = None,
+) -> Platform:
+    """``raymlops up``: :func:`init`, then record what was started/created for ``down``.
+
+    ``autoscaling_config`` starts the local head with Ray's fake multi-node autoscaler
+    (``cluster/local.yaml``): worker nodes, GPU ones included, appear on this machine.
+    """
+    settings = settings or load_settings()
+    previous = _head.read_head_state(settings.state_dir)
+    platform = init(settings, address=address, autoscaling_config=autoscaling_config)
+    if platform.started_head:
+        state = _head.read_head_state(settings.state_dir)
+        assert state is not None
+    elif previous and previous.gcs_address == platform.address:
+        state = previous
+    else:
+        state = _head.HeadState(
+            started_head=False,
+            gcs_address=platform.address,
+            dashboard_url=platform.dashboard_url,
+            started_at=time.time(),
+        )
+    known = set(state.created_actors or [])
+    state.created_actors = sorted(known | set(platform.created_actors))
+    state.dashboard_url = platform.dashboard_url or state.dashboard_url
+    state.save(platform.settings.state_dir)
+    return platform
+
+
+def status(settings: Settings | None = None, *, address: str | None = None) -> dict[str, Any]:
+    """What ``raymlops status`` shows; never starts anything."""
+    from raymlops import _status
+
+    settings = settings or load_settings()
+    target = None
+    if not ray.is_initialized():
+        target, _ = _resolve_address(settings, address)
+        if target is None:
+            return _status.not_running(settings)
+        _connect(settings, target)
+    return _status.collect(_settings_from_platform(settings), address=target)
+
+
+def down(settings: Settings | None = None) -> dict[str, Any]:
+    """Stop the platform actors ``up`` created and the head it started; keep everything else."""
+    settings = settings or load_settings()
+    state = _head.read_head_state(settings.state_dir)
+    if state is None:
+        return {"stopped": False, "reason": "nothing was started by `raymlops up` here"}
+    killed: list[str] = []
+    if _head.head_is_alive(state) and not state.started_head:
+        # Attached to someone else's cluster: remove only our actors, leave the cluster.
+        if not ray.is_initialized():
+            _connect(settings, state.gcs_address)
+        for name in state.created_actors or []:
+            try:
+                ray.kill(ray.get_actor(name, namespace=settings.namespace), no_restart=True)
+                killed.append(name)
+            except ValueError:
+                continue
+    if ray.is_initialized():
+        ray.shutdown()
+    processes = _head.stop_head(state)
+    _head.clear_head_state(settings.state_dir)
+    if state.started_head and _head.head_is_alive(state):
+        raise ClusterError(f"the head at {state.gcs_address} still answers after stopping it")
+    return {
+        "stopped": True,
+        "address": state.gcs_address,
+        "head_stopped": state.started_head,
+        "processes": processes,
+        "actors_killed": killed if not state.started_head else list(state.created_actors or []),
+    }
