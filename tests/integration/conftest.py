@@ -1,0 +1,51 @@
+"""One Ray cluster for the whole test session, with logical GPUs and fractional resources.
+
+Starting Ray costs seconds on 2 cores, so every integration test shares this one; tests
+request resources in fractions (``num_cpus=0.1``) so they never wait on each other.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    import ray
+
+    os.environ.pop("RAY_ADDRESS", None)
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=4,  # logical: more slots than cores so fractional actors never queue
+            num_gpus=2,  # logical GPUs: GPU scheduling is testable without a device
+            namespace="raymlops",
+            include_dashboard=False,
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def platform_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("platform-root")
+
+
+@pytest.fixture(scope="session")
+def platform(ray_cluster, platform_root: Path):
+    """The platform (its actors) on the shared cluster, with a session storage root."""
+    import raymlops
+    from raymlops.config import load_settings
+
+    return raymlops.init(load_settings(storage_root=platform_root))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
