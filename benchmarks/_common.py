@@ -1,0 +1,48 @@
+"""Shared helpers: timing, free ports, and writing one benchmark's markdown section.
+
+Machines are noisy, so every benchmark reports a ratio to a baseline measured in the same
+run (never an absolute threshold), and the median of several rounds.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=300)
+    return time.perf_counter() - started
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def write_section(name: str, markdown: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.md"
+    path.write_text(markdown.rstrip() + "\n")
+    return path
