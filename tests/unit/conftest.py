@@ -13,6 +13,8 @@ def _forbid_ray_init(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("unit tests must not start or attach to Ray (ray.init called)")
 
     monkeypatch.setattr(ray, "init", _refuse)
+    # A cluster left by integration tests in the same process must be invisible here.
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
 
 
 @pytest.fixture(autouse=True)
