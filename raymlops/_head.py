@@ -81,6 +81,16 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (never 6379, Redis's)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port != 6379:
+            return port
+
+
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -163,6 +173,10 @@ def start_head(
         "--dashboard-port", str(settings.dashboard_port),
         "--temp-dir", str(temp_dir),
         "--disable-usage-stats",
+        # Ray's fixed defaults (agent 52365, client server 10001) collide with any other Ray
+        # on the machine, and a head whose agent cannot bind takes no jobs: pick free ones.
+        "--dashboard-agent-listen-port", str(free_port(settings.node_ip)),
+        "--ray-client-server-port", str(free_port(settings.node_ip)),
     ]
     if settings.num_cpus is not None:
         cmd += ["--num-cpus", str(settings.num_cpus)]

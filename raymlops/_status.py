@@ -123,6 +123,18 @@ def _serve(settings: Settings) -> tuple[str | None, list[dict[str, Any]]]:
     return settings.serve_url, apps
 
 
+def _models(settings: Settings) -> list[dict[str, Any]]:
+    """Registered models with their aliases, from the registry actor's cache."""
+    try:
+        actor = ray.get_actor("raymlops-registry", namespace=settings.namespace)
+    except ValueError:
+        return []
+    return ray.get(actor.list_models.remote(), timeout=30)
+
+
+register_section("models", _models)
+
+
 def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:
     serve_http, apps = _serve(settings)
     report: dict[str, Any] = {

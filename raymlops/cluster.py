@@ -172,6 +172,8 @@ def init(
             target, started_head = state.gcs_address, True
             state.save(settings.state_dir)
         dashboard = _connect(settings, target)
+        if started_head:
+            _wait_for_job_agent(settings.start_timeout_s)
     settings = _settings_from_platform(settings)
     actors, created = ensure_platform_actors(settings)
     return Platform(
@@ -182,6 +184,28 @@ def init(
         actors=actors,
         created_actors=created,
     )
+
+
+def _wait_for_job_agent(timeout_s: float) -> None:
+    """Block until the head's dashboard agent has registered, so the job API takes jobs.
+
+    `ray start` returns before the agent is known; a `ray job submit` right after `up` then
+    fails with "No available agent" on a busy machine. `up` returning means jobs work.
+    """
+    from ray._private.ray_constants import KV_NAMESPACE_DASHBOARD
+    from ray.dashboard.consts import DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    heads = [n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"]]
+    if not heads:
+        return
+    key = f"{DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX}{heads[0]}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _internal_kv_get(key, namespace=KV_NAMESPACE_DASHBOARD):
+            return
+        time.sleep(0.2)
+    raise ClusterError(f"the head's dashboard agent did not register within {timeout_s}s")
 
 
 def _dashboard_of_current() -> str | None:

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     num_gpus: int | None = Field(
         default=None, ge=0, description="GPUs a locally started head offers (default: detected)."
     )
+    trusted_sources: list[str] = Field(
+        default_factory=list,
+        description="Artifact URI prefixes whose pickle-format models may be loaded. Empty: "
+        "pickles are never loaded (skops and torch state_dicts always are).",
+    )
     start_timeout_s: float = Field(
         default=60.0, gt=0, description="How long to wait for a head to come up."
     )

@@ -85,3 +85,12 @@ register_actor(
         options={"num_cpus": 0},
     )
 )
+
+register_actor(
+    ActorSpec(
+        name="raymlops-registry",
+        import_path="raymlops.registry.actor:ModelRegistry",
+        description="model registry: versions, aliases, lineage (MLflow on SQL)",
+        options={"num_cpus": 0, "max_concurrency": 64},
+    )
+)

@@ -51,6 +51,15 @@ def render_status(report: dict[str, Any]) -> None:
             colour = "green" if row["state"] == "ALIVE" else "red"
             actors.add_row(row["name"], f"[{colour}]{row['state']}[/]", row.get("description", ""))
         console.print(actors)
+    models = report.get("models")
+    if isinstance(models, list) and models:
+        table = Table(title="models", title_justify="left")
+        for col in ("name", "versions", "aliases"):
+            table.add_column(col)
+        for row in models:
+            aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(row["aliases"].items())) or "-"
+            table.add_row(row["name"], str(row["versions"]), aliases)
+        console.print(table)
     if report.get("running"):
         apps = Table(title="serve applications", title_justify="left")
         for col in ("name", "status", "route"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from raymlops._head import port_is_open
+from raymlops.platform import platform_actor_specs
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,7 +32,7 @@ def test_up_status_down_twice(cli) -> None:
     for round_ in range(2):
         first = cli.json("up")
         assert first["started_head"] is True, round_
-        assert first["created_actors"] == ["raymlops-platform"]
+        assert first["created_actors"] == [s.name for s in platform_actor_specs()]
         assert first["ray_address"] == f"127.0.0.1:{gcs_port}"
 
         second = cli.json("up")  # harmless: attaches, creates nothing
@@ -45,7 +46,10 @@ def test_up_status_down_twice(cli) -> None:
         assert report["dashboard_url"] == cli.dashboard
         assert report["storage_root"] == str(cli.root.resolve())
         assert report["tracking_uri"].startswith("sqlite:///")
-        assert [a["state"] for a in report["actors"]] == ["ALIVE"]
+        assert {a["name"]: a["state"] for a in report["actors"]} == {
+            s.name: "ALIVE" for s in platform_actor_specs()
+        }
+        assert report["models"] == []
         assert report["resources"]["CPU"]["total"] >= 1
 
         table = cli.run("status").stdout

@@ -1,0 +1,334 @@
+"""Model artifact formats: safe by default, digest-checked, one ``Predictor`` for all flavors.
+
+Why our own thin layer rather than MLflow's flavors: MLflow's pytorch flavor pickles the whole
+module, and its loaders never check that the bytes are the ones that were registered. Here:
+
+- scikit-learn -> **skops** (no pickle). Loading trusts only types from scikit-learn, NumPy,
+  SciPy and builtins; anything else in the file is refused.
+- torch -> **state_dict** saved with ``torch.save`` and read with ``weights_only=True``; the
+  module is rebuilt from its class path (which must be an ``nn.Module``) and init kwargs.
+- anything else -> **pickle** (cloudpickle), registrable but loadable only from a source the
+  user marked trusted (``Settings.trusted_sources``).
+
+Every artifact carries the sha256 of its bytes, recorded at registration and checked at load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from raymlops.exceptions import SchemaMismatchError, UnsafeArtifactError, ValidationError
+
+__all__ = [
+    "DATA_FILES",
+    "ArtifactMeta",
+    "Predictor",
+    "deserialize",
+    "digest",
+    "serialize",
+    "verify_digest",
+]
+
+Flavor = Literal["sklearn", "torch", "python"]
+Format = Literal["skops", "torch_state_dict", "pickle"]
+
+DATA_FILES: dict[str, str] = {
+    "skops": "model.skops",
+    "torch_state_dict": "state_dict.pt",
+    "pickle": "model.pkl",
+}
+META_FILE = "raymlops.json"
+SAFE_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "_operator.")
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    """What is stored next to the model bytes (``raymlops.json``) and as version tags."""
+
+    flavor: str
+    format: str
+    sha256: str
+    size: int
+    task: str | None = None  # "classification" / "regression" / None
+    class_path: str | None = None  # torch: module class to rebuild
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+    feature_names: list[str] | None = None
+    signature: dict[str, Any] | None = None  # MLflow ModelSignature.to_dict()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArtifactMeta:
+        return cls(**json.loads(text))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_digest(data: bytes, expected: str, where: str) -> None:
+    actual = digest(data)
+    if actual != expected:
+        raise UnsafeArtifactError(
+            f"model bytes at {where} do not match the digest recorded at registration "
+            f"(expected sha256 {expected[:12]}..., got {actual[:12]}...): refusing to load",
+            where=where,
+        )
+
+
+def _stable_zip(data: bytes) -> bytes:
+    """Make skops output a function of the model alone, so equal models give equal digests.
+
+    skops names arrays and memo entries after ``id()`` of the in-memory objects and stamps
+    the zip with the current time; both change between processes. Ids are renumbered in
+    order of first appearance and the time is fixed, so a registration retried from any
+    process produces the same bytes and the registry can recognise it.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+        mapping: dict[str, str] = {}
+
+        def canon(old: str) -> str:
+            return mapping.setdefault(old, str(len(mapping) + 1))
+
+        def walk(node: Any) -> Any:
+            if isinstance(node, dict):
+                out = {}
+                for key, value in node.items():
+                    if key == "__id__" and isinstance(value, int):
+                        out[key] = int(canon(str(value)))
+                    elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
+                        out[key] = canon(value[:-4]) + ".npy"
+                    else:
+                        out[key] = walk(value)
+                return out
+            if isinstance(node, list):
+                return [walk(v) for v in node]
+            return node
+
+        schema = walk(schema)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+            entries = []
+            for name in src.namelist():
+                if name == "schema.json":
+                    entries.append((name, json.dumps(schema, sort_keys=True).encode()))
+                elif name.endswith(".npy"):
+                    entries.append((canon(name[:-4]) + ".npy", src.read(name)))
+                else:
+                    entries.append((name, src.read(name)))
+            for target, payload in sorted(entries):
+                info = zipfile.ZipInfo(target, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                dst.writestr(info, payload)
+    return out.getvalue()
+
+
+def _is_torch_module(model: Any) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+def _is_sklearn(model: Any) -> bool:
+    return type(model).__module__.startswith("sklearn.")
+
+
+def _task_of(model: Any) -> str | None:
+    estimator_type = getattr(model, "_estimator_type", None)
+    if estimator_type is None:
+        try:
+            from sklearn.base import is_classifier, is_regressor
+
+            if is_classifier(model):
+                return "classification"
+            if is_regressor(model):
+                return "regression"
+        except Exception:  # noqa: BLE001
+            return None
+    return {"classifier": "classification", "regressor": "regression"}.get(estimator_type)
+
+
+def serialize(
+    model: Any,
+    *,
+    init_kwargs: dict[str, Any] | None = None,
+    task: str | None = None,
+    feature_names: list[str] | None = None,
+    signature: dict[str, Any] | None = None,
+    allow_pickle: bool = False,
+) -> tuple[bytes, ArtifactMeta]:
+    """Model -> (bytes, meta). Picks the safe format for the flavor; pickle only if allowed."""
+    class_path = None
+    if _is_torch_module(model):
+        import torch
+
+        kwargs = init_kwargs if init_kwargs is not None else getattr(model, "init_kwargs", None)
+        if kwargs is None:
+            raise ValidationError(
+                "a torch model is stored as a state_dict and rebuilt from its class: pass "
+                "init_kwargs (the constructor arguments) or give the module an `init_kwargs` "
+                "attribute",
+                field="init_kwargs",
+            )
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        data, flavor, fmt = buffer.getvalue(), "torch", "torch_state_dict"
+        class_path = f"{type(model).__module__}:{type(model).__qualname__}"
+        init_kwargs = dict(kwargs)
+    elif _is_sklearn(model):
+        import skops.io
+
+        data, flavor, fmt = _stable_zip(skops.io.dumps(model)), "sklearn", "skops"
+        task = task or _task_of(model)
+        if feature_names is None and hasattr(model, "feature_names_in_"):
+            feature_names = [str(c) for c in model.feature_names_in_]
+    elif allow_pickle:
+        import cloudpickle
+
+        data, flavor, fmt = cloudpickle.dumps(model), "python", "pickle"
+        task = task or _task_of(model)
+    else:
+        raise ValidationError(
+            f"{type(model).__name__} is neither a scikit-learn estimator nor a torch module; "
+            "registering it needs the pickle format (allow_pickle=True), which only loads "
+            "from sources marked trusted",
+            field="model",
+        )
+    meta = ArtifactMeta(
+        flavor=flavor, format=fmt, sha256=digest(data), size=len(data), task=task,
+        class_path=class_path, init_kwargs=init_kwargs or {}, feature_names=feature_names,
+        signature=signature,
+    )
+    return data, meta
+
+
+def _load_skops(data: bytes, trusted_source: bool) -> Any:
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=data)
+    unsafe = [t for t in untrusted if not t.startswith(SAFE_SKOPS_PREFIXES)]
+    if unsafe and not trusted_source:
+        raise UnsafeArtifactError(
+            f"the skops file names types outside scikit-learn/NumPy/SciPy: {unsafe}; mark "
+            "its source trusted to load it",
+            types=unsafe,
+        )
+    return skops.io.loads(data, trusted=untrusted)
+
+
+def _load_torch(data: bytes, meta: ArtifactMeta) -> Any:
+    import torch
+
+    if not meta.class_path or ":" not in meta.class_path:
+        raise UnsafeArtifactError("torch artifact has no class path to rebuild the module")
+    module_name, _, qualname = meta.class_path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UnsafeArtifactError(f"cannot import model class {meta.class_path}: {exc}") from exc
+    if not (isinstance(obj, type) and issubclass(obj, torch.nn.Module)):
+        raise UnsafeArtifactError(f"{meta.class_path} is not a torch.nn.Module subclass")
+    module = obj(**meta.init_kwargs)
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    module.load_state_dict(state)
+    module.eval()
+    return module
+
+
+def deserialize(data: bytes, meta: ArtifactMeta, *, trusted_source: bool = False) -> Any:
+    """Bytes -> model, after checking the digest; pickle only from a trusted source."""
+    verify_digest(data, meta.sha256, where=f"{meta.flavor}/{meta.format}")
+    if meta.format == "skops":
+        return _load_skops(data, trusted_source)
+    if meta.format == "torch_state_dict":
+        return _load_torch(data, meta)
+    if meta.format == "pickle":
+        if not trusted_source:
+            raise UnsafeArtifactError(
+                "this model is a pickle, which runs code when loaded; its source is not in "
+                "trusted_sources (RAYMLOPS_TRUSTED_SOURCES), so it is refused",
+                format="pickle",
+            )
+        import cloudpickle
+
+        return cloudpickle.loads(data)
+    raise UnsafeArtifactError(f"unknown model format {meta.format!r}")
+
+
+class Predictor:
+    """A loaded model version, ready to predict on a DataFrame; says which version it is."""
+
+    def __init__(self, model: Any, meta: ArtifactMeta, name: str, version: int) -> None:
+        self.model = model
+        self.meta = meta
+        self.name = name
+        self.version = version
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        if self.meta.feature_names:
+            return list(self.meta.feature_names)
+        if self.meta.signature and self.meta.signature.get("inputs"):
+            inputs = json.loads(self.meta.signature["inputs"])
+            return [c["name"] for c in inputs if "name" in c]
+        return None
+
+    def _frame(self, data: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        names = self.feature_names
+        if isinstance(data, pd.DataFrame) and names:
+            missing = [n for n in names if n not in data.columns]
+            if missing:
+                raise SchemaMismatchError(
+                    f"input lacks columns {missing} that model {self.name} v{self.version} needs",
+                    missing=missing,
+                )
+            return data[names]
+        return data
+
+    def _torch_forward(self, data: Any) -> np.ndarray:
+        import torch
+
+        array = np.asarray(data, dtype=np.float32)
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(array))
+        return out.detach().cpu().numpy()
+
+    def predict_proba(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        frame = self._frame(data)
+        if self.meta.flavor == "torch":
+            logits = self._torch_forward(frame)
+            if logits.ndim == 1 or logits.shape[1] == 1:
+                p = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))
+                return np.column_stack([1 - p, p])
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return exp / exp.sum(axis=1, keepdims=True)
+        if not hasattr(self.model, "predict_proba"):
+            raise ValidationError(f"model {self.name} v{self.version} has no predict_proba")
+        return np.asarray(self.model.predict_proba(frame))
+
+    def predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        frame = self._frame(data)
+        if self.meta.flavor == "torch":
+            if self.meta.task == "classification":
+                return self.predict_proba(frame).argmax(axis=1)
+            return self._torch_forward(frame).reshape(len(frame), -1).squeeze(-1)
+        return np.asarray(self.model.predict(frame))
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.name!r}, version={self.version}, flavor={self.meta.flavor})"
