@@ -55,6 +55,7 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
         RAYMLOPS_GCS_PORT=str(free_port()),
         RAYMLOPS_DASHBOARD_PORT=str(free_port()),
         RAYMLOPS_SERVE_PORT=str(free_port()),
+        COLUMNS="200",  # rich wraps tables at 80 columns when not on a terminal
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     handle = Cli(env=env, root=tmp_path / "root")
