@@ -7,22 +7,14 @@ run (never an absolute threshold), and the median of several rounds.
 from __future__ import annotations
 
 import platform
-import socket
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
+from raymlops._head import free_port  # noqa: E402,F401  (shared with the CLI)
+
 RESULTS_DIR = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port != 6379:
-            return port
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:

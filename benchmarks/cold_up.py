@@ -67,11 +67,11 @@ def _stop_group(pgid: int) -> None:
         pass
 
 
-def raymlops_round() -> tuple[float, float, float]:
+def raymlops_round(*extra: str) -> tuple[float, float, float]:
     root = Path(tempfile.mkdtemp())
     env = _env(root)
     cli = str(BIN / "raymlops")
-    cold = timed([cli, "up"], env)
+    cold = timed([cli, "up", *extra], env)
     warm = timed([cli, "up"], env)
     down = timed([cli, "down"], env)
     shutil.rmtree(root, ignore_errors=True)
@@ -82,26 +82,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    base, cold, warm, down = [], [], [], []
+    base, cold, nowait, warm, down = [], [], [], [], []
     for i in range(args.rounds):  # interleaved so drift in machine load hits both alike
         base.append(ray_start_round())
         c, w, d = raymlops_round()
+        n, _, _ = raymlops_round("--no-wait")
         cold.append(c)
+        nowait.append(n)
         warm.append(w)
         down.append(d)
         print(f"round {i + 1}: ray start {base[-1]:.2f}s, raymlops up cold {c:.2f}s "
-              f"warm {w:.2f}s, down {d:.2f}s", flush=True)
+              f"(--no-wait {n:.2f}s), warm {w:.2f}s, down {d:.2f}s", flush=True)
     b, c, w, d = median(base), median(cold), median(warm), median(down)
+    nw = median(nowait)
     table = (
         f"## Cold start (`benchmarks/cold_up.py --rounds {args.rounds}`)\n\n"
         f"Baseline: plain `ray start --head` with the same flags. Median of {args.rounds} "
         f"interleaved rounds on {machine()}.\n\n"
         "| what | median s | ratio to `ray start` |\n|---|---:|---:|\n"
         f"| `ray start --head` (baseline) | {b:.2f} | 1.00 |\n"
-        f"| `raymlops up`, cold (start head + actors) | {c:.2f} | {c / b:.2f} |\n"
+        f"| `raymlops up`, cold, until every platform actor answers (default) | {c:.2f} | {c / b:.2f} |\n"
+        f"| `raymlops up --no-wait`, cold, head up + actors created | {nw:.2f} | {nw / b:.2f} |\n"
         f"| `raymlops up`, warm (attach, nothing new) | {w:.2f} | {w / b:.2f} |\n"
         f"| `raymlops down` | {d:.2f} | {d / b:.2f} |\n\n"
-        f"Target: cold `raymlops up` <= 10 s: **{'met' if c <= 10 else 'missed'}** ({c:.2f} s).\n"
+        f"Target: cold `raymlops up` <= 10 s: default **{'met' if c <= 10 else 'missed'}** "
+        f"({c:.2f} s, of which `ray start` {b:.2f} s; the rest is mostly the registry actor "
+        f"importing MLflow and creating its SQLite schema), `--no-wait` "
+        f"**{'met' if nw <= 10 else 'missed'}** ({nw:.2f} s).\n"
     )
     print(table)
     write_section("cold_up", table)

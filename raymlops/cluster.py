@@ -92,7 +92,9 @@ def _connect(settings: Settings, address: str) -> str | None:
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def ensure_platform_actors(settings: Settings) -> tuple[dict[str, Any], list[str]]:
+def ensure_platform_actors(
+    settings: Settings, wait: bool = True
+) -> tuple[dict[str, Any], list[str]]:
     """Get-or-create every platform actor; returns (handles by name, names newly created).
 
     ``get_if_exists=True`` makes creation race-free between two drivers; ``max_restarts=-1``
@@ -117,8 +119,14 @@ def ensure_platform_actors(settings: Settings) -> tuple[dict[str, Any], list[str
         handles[spec.name] = handle
         if not existed:
             created.append(spec.name)
-    # Wait until all answer, so `up` returning means the platform is usable.
-    ray.get([h.ping.remote() for h in handles.values()], timeout=120)
+    # By default wait until all answer, so `up` returning means the platform is usable (and a
+    # failing constructor, e.g. an unreachable database, fails `up`). Without waiting, calls
+    # made meanwhile simply queue until the actor is ready.
+    if wait:
+        try:
+            ray.get([h.ping.remote() for h in handles.values()], timeout=120)
+        except ray.exceptions.RayActorError as exc:
+            raise ClusterError(f"a platform actor failed to start: {exc}") from exc
     return handles, created
 
 
@@ -146,6 +154,7 @@ def init(
     address: str | None = None,
     start: bool = True,
     autoscaling_config: str | None = None,
+    wait: bool = True,
 ) -> Platform:
     """Attach to (or start) the platform from this process and return a :class:`Platform`.
 
@@ -175,7 +184,7 @@ def init(
         if started_head:
             _wait_for_job_agent(settings.start_timeout_s)
     settings = _settings_from_platform(settings)
-    actors, created = ensure_platform_actors(settings)
+    actors, created = ensure_platform_actors(settings, wait=wait)
     return Platform(
         settings=settings,
         address=target,
@@ -223,6 +232,7 @@ def up(
     *,
     address: str | None = None,
     autoscaling_config: str | None = None,
+    wait: bool = True,
 ) -> Platform:
     """``raymlops up``: :func:`init`, then record what was started/created for ``down``.
 
@@ -231,7 +241,7 @@ def up(
     """
     settings = settings or load_settings()
     previous = _head.read_head_state(settings.state_dir)
-    platform = init(settings, address=address, autoscaling_config=autoscaling_config)
+    platform = init(settings, address=address, autoscaling_config=autoscaling_config, wait=wait)
     if platform.started_head:
         state = _head.read_head_state(settings.state_dir)
         assert state is not None

@@ -82,6 +82,10 @@ def up(
             help="Start the local head with this fake multi-node cluster YAML (cluster/local.yaml).",
         ),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait/--no-wait", help="Return only when every platform actor answers."),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Attach to a running cluster or start a local head; get-or-create the platform actors.
@@ -95,7 +99,9 @@ def up(
     settings = state.settings()
     started = time.perf_counter()
     with console.status("bringing the platform up (starting Ray takes a few seconds)..."):
-        platform = cluster.up(settings, address=address, autoscaling_config=autoscaling_config)
+        platform = cluster.up(
+            settings, address=address, autoscaling_config=autoscaling_config, wait=wait
+        )
     elapsed = time.perf_counter() - started
     summary = {
         "ray_address": platform.address,

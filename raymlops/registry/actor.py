@@ -32,7 +32,7 @@ from raymlops.exceptions import (
 )
 from raymlops.registry.formats import ArtifactMeta, verify_digest
 from raymlops.registry.names import parse_ref, validate_alias, validate_model_name
-from raymlops.registry.store import ARCHIVED_TAG, Lineage, ModelRecord, ModelVersion, RegistryStore
+from raymlops.registry.records import ARCHIVED_TAG, Lineage, ModelRecord, ModelVersion
 
 __all__ = ["CHAMPION", "CHALLENGER", "PREVIOUS", "ModelRegistry"]
 
@@ -51,6 +51,8 @@ class ModelRegistry:
     """Named, detached actor ``raymlops-registry`` (async: watchers wait without blocking)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
+        from raymlops.registry.store import RegistryStore  # MLflow: only inside the actor
+
         self.settings = load_settings(**{k: v for k, v in settings.items() if v is not None})
         self.store = RegistryStore(self.settings)
         self.models: dict[str, ModelRecord] = self.store.load_all()

@@ -19,7 +19,7 @@ from raymlops.exceptions import RaymlopsError, SchemaMismatchError, ValidationEr
 from raymlops.registry.actor import lineage_dict
 from raymlops.registry.formats import ArtifactMeta, Predictor, deserialize, digest, serialize
 from raymlops.registry.names import validate_model_name
-from raymlops.registry.store import Lineage
+from raymlops.registry.records import Lineage
 
 __all__ = ["REGISTRY_ACTOR", "AliasWatch", "RegistryClient", "check_signature"]
 
@@ -71,6 +71,9 @@ class RegistryClient:
     def __init__(self, actor: Any, settings: Settings) -> None:
         self.actor = actor
         self.settings = settings
+        self._alias_cache: dict[tuple[str, str], int | None] = {}
+        self._watches: list[AliasWatch] = []
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def connect(cls, settings: Settings | None = None) -> RegistryClient:
@@ -188,6 +191,33 @@ class RegistryClient:
 
     def resolve(self, name: str, ref: int | str) -> int:
         return self._call("resolve", name, ref)
+
+    def resolve_cached(self, name: str, alias: str) -> int | None:
+        """Alias -> version from a process-local cache that the actor keeps fresh by push.
+
+        The first call per alias asks the actor and starts a watch; later calls are a dict
+        lookup (microseconds, no RPC), and the watch updates the entry within milliseconds of
+        the alias moving. This is what serving replicas use on every request.
+        """
+        key = (name, alias)
+        try:
+            return self._alias_cache[key]
+        except KeyError:
+            pass
+        with self._cache_lock:
+            if key not in self._alias_cache:
+                watch = AliasWatch(self, name, alias, lambda v: self._alias_cache.__setitem__(key, v), 30.0)
+                self._alias_cache[key] = watch.version
+                self._watches.append(watch)
+                watch.start()
+        return self._alias_cache[key]
+
+    def close(self) -> None:
+        """Stop the background watches this client started."""
+        for watch in self._watches:
+            watch.stop()
+        self._watches.clear()
+        self._alias_cache.clear()
 
     def search(self, **kwargs: Any) -> list[dict[str, Any]]:
         return self._call("search", **kwargs)

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from raymlops.exceptions import SchemaMismatchError, UnsafeArtifactError, ValidationError
 
@@ -290,6 +289,8 @@ class Predictor:
         return None
 
     def _frame(self, data: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        import pandas as pd
+
         names = self.feature_names
         if isinstance(data, pd.DataFrame) and names:
             missing = [n for n in names if n not in data.columns]

@@ -232,3 +232,23 @@ def test_register_from_an_mlflow_run(registry, xy) -> None:
     v = registry.register_run(name, run.info.run_id, "model")
     assert v["lineage"]["run_id"] == run.info.run_id and v["format"] == "skops"
     np.testing.assert_allclose(registry.load(name, 1).predict_proba(X), model.predict_proba(X))
+
+
+def test_cached_resolution_follows_alias_moves(registry, xy) -> None:
+    name = _name()
+    registry.register(name, _model(xy), aliases=["champion"])
+    registry.register(name, _model(xy, 0.2))
+    try:
+        assert registry.resolve_cached(name, "champion") == 1
+        registry.promote(name, 2)
+        deadline = time.monotonic() + 2.0
+        while registry.resolve_cached(name, "champion") != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert registry.resolve_cached(name, "champion") == 2
+        registry.rollback(name)
+        deadline = time.monotonic() + 2.0
+        while registry.resolve_cached(name, "champion") != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert registry.resolve_cached(name, "champion") == 1
+    finally:
+        registry.close()
