@@ -15,6 +15,7 @@ Each step is idempotent, so running ``up`` twice attaches the second time and cr
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,7 +178,12 @@ def init(
                 if autoscaling_config
                 else ([], {})
             )
+            # The head's start is a subprocess this driver only waits for: meanwhile create
+            # MLflow's schema, which the registry actor would otherwise do on the critical path.
+            prepare = threading.Thread(target=_prepare_tracking_store, args=(settings,), daemon=True)
+            prepare.start()
             state = _head.start_head(settings, extra_args=args, extra_env=env)
+            prepare.join(timeout=60)
             target, started_head = state.gcs_address, True
             state.save(settings.state_dir)
         dashboard = _connect(settings, target)
@@ -193,6 +199,16 @@ def init(
         actors=actors,
         created_actors=created,
     )
+
+
+def _prepare_tracking_store(settings: Settings) -> None:
+    """Create (migrate) MLflow's database if needed; failures are left for the registry to report."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(settings.tracking_uri, settings.tracking_uri).search_registered_models(max_results=1)
+    except Exception:  # noqa: BLE001
+        return
 
 
 def _wait_for_job_agent(timeout_s: float) -> None:

@@ -51,11 +51,9 @@ def _is_missing_error(exc: MlflowException) -> bool:
 
 
 def _local_path(uri: str) -> Path | None:
-    if uri.startswith("file://"):
-        return Path(uri[len("file://"):])
-    if "://" not in uri:
-        return Path(uri)
-    return None
+    """A plain path is read directly (fast path); any URI, file:// included, goes through
+    MLflow's artifact repositories, the code path remote stores (s3://, gs://...) take."""
+    return Path(uri) if "://" not in uri else None
 
 
 class RegistryStore:

@@ -252,3 +252,21 @@ def test_cached_resolution_follows_alias_moves(registry, xy) -> None:
         assert registry.resolve_cached(name, "champion") == 1
     finally:
         registry.close()
+
+
+class _PlainPredictor:
+    """Not scikit-learn, not torch: only storable as a pickle."""
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+
+def test_pickle_models_only_load_from_trusted_sources(registry, platform) -> None:
+    name = _name()
+    v = registry.register(name, _PlainPredictor(), allow_pickle=True)
+    assert v["format"] == "pickle"
+    with pytest.raises(UnsafeArtifactError, match="pickle"):
+        registry.load(name, 1)
+    trusting = RegistryClient(registry.actor, platform.settings.model_copy(
+        update={"trusted_sources": [str(platform.settings.artifact_location)]}))
+    assert trusting.load(name, 1).predict(pd.DataFrame({"a": [1, 2]})).tolist() == [0.0, 0.0]

@@ -29,9 +29,13 @@ def _pg_up() -> bool:
         return False
 
 
-@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+@pytest.fixture(params=["sqlite", "postgresql", "sqlite+artifact-uri"], scope="module")
 def store(request, tmp_path_factory) -> RegistryStore:
     root = tmp_path_factory.mktemp(f"store-{request.param}")
+    if request.param == "sqlite+artifact-uri":
+        # Artifacts addressed by URI go through MLflow's artifact repositories (the same code
+        # path as s3:// or gs://), not plain file reads.
+        return RegistryStore(load_settings(storage_root=root, artifact_location=f"file://{root}/remote"))
     if request.param == "postgresql":
         if not _pg_up():
             pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
