@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="MLflow tracking and registry URI (SQLAlchemy URL or file path). "
         "Default: sqlite:///<storage_root>/mlflow.db. PostgreSQL works unchanged.",
     )
+    feature_registry_uri: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the feature definitions registry. Default: "
+        "sqlite:///<storage_root>/features.db; PostgreSQL works unchanged.",
+    )
     artifact_location: str | None = Field(
         default=None,
         description="Where MLflow stores run artifacts and model files (local path or URI). "
@@ -121,6 +126,8 @@ class Settings(BaseSettings):
         derived: dict[str, Any] = {}
         if self.tracking_uri is None:
             derived["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
+        if self.feature_registry_uri is None:
+            derived["feature_registry_uri"] = f"sqlite:///{root / 'features.db'}"
         if self.artifact_location is None:
             derived["artifact_location"] = str(root / "mlartifacts")
         if self.ray_temp_dir is None:
@@ -152,6 +159,10 @@ class Settings(BaseSettings):
         return self.storage_root / "datasets"
 
     @property
+    def offline_store_dir(self) -> Path:
+        return self.storage_root / "offline"
+
+    @property
     def state_dir(self) -> Path:
         """Where `raymlops up` records what it started, so `down` stops only that."""
         return self.storage_root / "run"
@@ -167,7 +178,7 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings as JSON-safe values, with any password in a URI masked."""
         data = self.model_dump(mode="json")
-        for key in ("tracking_uri", "artifact_location", "ray_address"):
+        for key in ("tracking_uri", "feature_registry_uri", "artifact_location", "ray_address"):
             if data.get(key):
                 data[key] = mask_password(data[key])
         return data

@@ -1,0 +1,1 @@
+"""Feature store: definitions, offline Parquet store, point-in-time joins, online store."""
