@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     num_gpus: int | None = Field(
         default=None, ge=0, description="GPUs a locally started head offers (default: detected)."
     )
+    online_store: Literal["log", "redis"] = Field(
+        default="log",
+        description="Online feature store backend: 'log' (actor memory + fsync'ed log under "
+        "the storage root) or 'redis'.",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for the 'redis' online store."
+    )
+    redis_prefix: str = Field(
+        default="raymlops", description="Key prefix of everything raymlops writes to Redis."
+    )
     trusted_sources: list[str] = Field(
         default_factory=list,
         description="Artifact URI prefixes whose pickle-format models may be loaded. Empty: "
@@ -178,7 +189,8 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings as JSON-safe values, with any password in a URI masked."""
         data = self.model_dump(mode="json")
-        for key in ("tracking_uri", "feature_registry_uri", "artifact_location", "ray_address"):
+        for key in ("tracking_uri", "feature_registry_uri", "artifact_location", "ray_address",
+                    "redis_url"):
             if data.get(key):
                 data[key] = mask_password(data[key])
         return data

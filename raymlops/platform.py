@@ -94,3 +94,12 @@ register_actor(
         options={"num_cpus": 0, "max_concurrency": 64},
     )
 )
+
+register_actor(
+    ActorSpec(
+        name="raymlops-features",
+        import_path="raymlops.features.actor:FeatureStore",
+        description="feature store: definitions, offline/online stores, materialization",
+        options={"num_cpus": 0, "max_concurrency": 16},
+    )
+)

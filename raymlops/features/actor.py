@@ -1,0 +1,207 @@
+"""The FeatureStore actor: definitions, ingestion, materialization, pushes, online reads.
+
+One named, detached actor (``raymlops-features``) so every driver and Serve replica sees the
+same store. Durable state lives outside it: definitions in SQL, offline rows in Parquet, online
+rows in the log/Redis backend, materialization watermarks in a small JSON file written
+atomically. A restarted actor rebuilds everything from those.
+
+Online reads apply the view's TTL: a value older than the TTL comes back null and is listed
+in ``expired`` (Feast returns the stale value silently, feast#6821).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from typing import Any
+
+import pyarrow as pa
+
+from raymlops.config import load_settings
+from raymlops.exceptions import ValidationError
+from raymlops.features.definitions import Entity, FeatureRepo, FeatureService, FeatureView
+from raymlops.features.definitions_store import DefinitionsStore
+from raymlops.features.offline import OfflineStore, validate_rows
+from raymlops.features.online import Key, OnlineRow, make_backend
+
+__all__ = ["FEATURES_ACTOR", "FeatureStore"]
+
+FEATURES_ACTOR = "raymlops-features"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _us(value: Any) -> int:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValidationError(f"time {value} has no timezone; pass UTC times", field="time")
+        return int((value - _EPOCH).total_seconds() * 1_000_000)
+    return int(value)
+
+
+def _table_rows(table: pa.Table, view: FeatureView, entity: Entity) -> list[tuple[Key, OnlineRow]]:
+    """Arrow rows -> (key, (event_us, created_us, values)) for the online backend."""
+    keys = list(entity.join_keys)
+    event = table.column(view.event_timestamp).cast(pa.int64()).to_pylist()
+    created = (table.column(view.created_timestamp).cast(pa.int64()).to_pylist()
+               if view.created_timestamp else event)
+    key_cols = [table.column(k).to_pylist() for k in keys]
+    feat_cols = {f: table.column(f).to_pylist() for f in view.feature_names}
+    out = []
+    for i in range(table.num_rows):
+        values = {f: col[i] for f, col in feat_cols.items()}
+        out.append((tuple(c[i] for c in key_cols), (event[i], created[i], values)))
+    return out
+
+
+class FeatureStore:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = load_settings(**{k: v for k, v in settings.items() if v is not None})
+        self.definitions = DefinitionsStore(self.settings.feature_registry_uri)
+        self.offline = OfflineStore(self.settings.offline_store_dir)
+        online_dir = self.settings.storage_root / "online"
+        self.online = make_backend(
+            self.settings.online_store, path=online_dir, redis_url=self.settings.redis_url,
+            prefix=f"{self.settings.redis_prefix}:{self.settings.namespace}",
+        )
+        self._watermarks_path = online_dir / "materialized.json"
+        online_dir.mkdir(parents=True, exist_ok=True)
+        self._watermarks: dict[str, dict[str, int]] = (
+            json.loads(self._watermarks_path.read_text()) if self._watermarks_path.is_file() else {}
+        )
+
+    # -- definitions --------------------------------------------------------------------------
+
+    def ping(self) -> str:
+        return "ok"
+
+    def apply(self, repo: dict[str, Any]) -> list[dict[str, Any]]:
+        changes = self.definitions.apply(FeatureRepo.model_validate(repo))
+        return [c.__dict__ for c in changes]
+
+    def list_definitions(self) -> list[dict[str, Any]]:
+        return [
+            {"kind": d.kind, "name": d.name, "version": d.version, "spec": d.spec.model_dump(),
+             "online_rows": self.online.count(self._online_name(d.name, d.version))
+             if d.kind == "feature_view" else None}
+            for d in self.definitions.list()
+        ]
+
+    def _view(self, name: str, version: int | None = None) -> tuple[FeatureView, Entity, int]:
+        stored = self.definitions.get("feature_view", name, version)
+        entity = self.definitions.get("entity", stored.spec.entity).spec
+        return stored.spec, entity, stored.version
+
+    @staticmethod
+    def _online_name(view: str, version: int) -> str:
+        return f"{view}__v{version}"
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def ingest(self, view_name: str, table: pa.Table) -> int:
+        """Validate then append rows to the offline store (nothing written on error)."""
+        view, entity, version = self._view(view_name)
+        return self.offline.ingest(view, entity, version, table)
+
+    def push(self, view_name: str, table: pa.Table, to_offline: bool = True) -> dict[str, int]:
+        """Streaming write: straight to the online store (newest wins), and offline too."""
+        view, entity, version = self._view(view_name)
+        table = validate_rows(table, view, entity)
+        changed = self.online.write(self._online_name(view.name, version), _table_rows(table, view, entity))
+        written = self.offline.ingest(view, entity, version, table) if to_offline else 0
+        return {"rows": table.num_rows, "online_changed": changed, "offline_written": written}
+
+    def materialize(
+        self, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        views: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Offline -> online for [start, end); incremental: start defaults to the last end."""
+        end = end or dt.datetime.now(dt.timezone.utc)
+        names = views or [d.name for d in self.definitions.list("feature_view")]
+        report = []
+        for name in names:
+            view, entity, version = self._view(name)
+            mark = self._watermarks.get(name, {})
+            since = start
+            if since is None and mark.get("version") == version and "end_us" in mark:
+                since = _EPOCH + dt.timedelta(microseconds=mark["end_us"])
+            table = self.offline.read(view, entity, version, start=since, end=end)
+            table = _latest_per_key(table, view, entity)
+            changed = self.online.write(self._online_name(name, version), _table_rows(table, view, entity))
+            self._watermarks[name] = {"version": version, "end_us": _us(end)}
+            report.append({"view": name, "version": version, "rows_read": table.num_rows,
+                           "online_changed": changed,
+                           "start": since.isoformat() if since else None, "end": end.isoformat()})
+        self._save_watermarks()
+        return report
+
+    def _save_watermarks(self) -> None:
+        tmp = self._watermarks_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._watermarks))
+        os.replace(tmp, self._watermarks_path)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get_online_features(
+        self, service: str, entity_rows: list[dict[str, Any]], now_us: int | None = None
+    ) -> dict[str, Any]:
+        """Features of ``service`` for each entity row; expired values null and flagged."""
+        spec: FeatureService = self.definitions.get("feature_service", service).spec
+        now_us = now_us if now_us is not None else _us(dt.datetime.now(dt.timezone.utc))
+        results: list[dict[str, Any]] = [dict(row) for row in entity_rows]
+        expired: list[list[str]] = [[] for _ in entity_rows]
+        for view_name, picked in spec.selection().items():
+            view, entity, version = self._view(view_name)
+            names = picked or view.feature_names
+            keys_missing = [k for k in entity.join_keys if any(k not in r for r in entity_rows)]
+            if keys_missing:
+                raise ValidationError(
+                    f"entity rows lack join keys {keys_missing} needed by view {view_name!r}",
+                    field="entity_rows", missing=keys_missing,
+                )
+            keys = [tuple(r[k] for k in entity.join_keys) for r in entity_rows]
+            stored = self.online.read(self._online_name(view_name, version), keys)
+            ttl_us = int(view.ttl_seconds * 1_000_000) if view.ttl_seconds else None
+            for i, row in enumerate(stored):
+                stale = row is not None and ttl_us is not None and now_us - row[0] > ttl_us
+                for feature in names:
+                    column = f"{view_name}__{feature}"
+                    results[i][column] = None if (row is None or stale) else row[2].get(feature)
+                    if stale:
+                        expired[i].append(column)
+        return {"rows": results, "expired": expired}
+
+    def resolve_service(self, service: str) -> dict[str, Any]:
+        """Everything a reader needs to join a service offline (views, versions, keys, TTLs)."""
+        spec: FeatureService = self.definitions.get("feature_service", service).spec
+        out = []
+        for view_name, picked in spec.selection().items():
+            view, entity, version = self._view(view_name)
+            out.append({"view": view.model_dump(), "entity": entity.model_dump(), "version": version,
+                        "features": picked or view.feature_names,
+                        "path": str(self.offline.view_dir(view_name, version))})
+        return {"service": service, "views": out}
+
+    def stats(self) -> dict[str, Any]:
+        return {"watermarks": self._watermarks, "time": time.time()}
+
+
+def _latest_per_key(table: pa.Table, view: FeatureView, entity: Entity) -> pa.Table:
+    """Only the newest row per key needs to reach the online store."""
+    if table.num_rows == 0:
+        return table
+    order = [(view.event_timestamp, "descending")]
+    if view.created_timestamp:
+        order.append((view.created_timestamp, "descending"))
+    ordered = table.sort_by(order)
+    keys = list(entity.join_keys)
+    seen: set[tuple[Any, ...]] = set()
+    keep = []
+    key_cols = [ordered.column(k).to_pylist() for k in keys]
+    for i in range(ordered.num_rows):
+        key = tuple(c[i] for c in key_cols)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return ordered.take(pa.array(keep, type=pa.int64())) if keep else ordered.slice(0, 0)

@@ -1,0 +1,97 @@
+"""FeatureStoreClient: the Python API over the feature store actor.
+
+Writes and online reads go through the actor (one writer, one online store); historical
+retrieval reads the offline Parquet directly in the caller (it is shared storage) and joins
+point-in-time correctly, so large training sets never pass through the actor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from raymlops.config import Settings
+from raymlops.exceptions import RaymlopsError
+from raymlops.features.actor import FEATURES_ACTOR
+from raymlops.features.definitions import Entity, FeatureRepo, FeatureView, load_repo
+
+__all__ = ["FeatureStoreClient"]
+
+
+class FeatureStoreClient:
+    def __init__(self, actor: Any, settings: Settings) -> None:
+        self.actor = actor
+        self.settings = settings
+
+    @classmethod
+    def connect(cls, settings: Settings | None = None) -> FeatureStoreClient:
+        import ray
+
+        from raymlops.cluster import init
+
+        if not ray.is_initialized() or settings is None:
+            settings = init(settings, start=False).settings
+        return cls(ray.get_actor(FEATURES_ACTOR, namespace=settings.namespace), settings)
+
+    def _call(self, method: str, *args: Any, timeout: float | None = 600, **kwargs: Any) -> Any:
+        import ray
+        from ray.exceptions import RayTaskError
+
+        try:
+            return ray.get(getattr(self.actor, method).remote(*args, **kwargs), timeout=timeout)
+        except RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, RaymlopsError):
+                raise cause from None
+            raise
+
+    def apply(self, repo: FeatureRepo | str | Path) -> list[dict[str, Any]]:
+        if not isinstance(repo, FeatureRepo):
+            repo = load_repo(repo)
+        return self._call("apply", repo.model_dump())
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._call("list_definitions")
+
+    def ingest(self, view: str, rows: pd.DataFrame | pa.Table) -> int:
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+        return self._call("ingest", view, table)
+
+    def push(self, view: str, rows: pd.DataFrame | pa.Table, to_offline: bool = True) -> dict[str, int]:
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+        return self._call("push", view, table, to_offline)
+
+    def materialize(self, start: dt.datetime | None = None, end: dt.datetime | None = None,
+                    views: list[str] | None = None) -> list[dict[str, Any]]:
+        return self._call("materialize", start, end, views)
+
+    def get_online_features(self, service: str, entity_rows: list[dict[str, Any]],
+                            now: dt.datetime | None = None) -> dict[str, Any]:
+        from raymlops.features.actor import _us
+
+        return self._call("get_online_features", service, entity_rows,
+                          _us(now) if now is not None else None)
+
+    def get_historical_features(self, service: str, entity_df: pd.DataFrame,
+                                timestamp_column: str = "event_timestamp") -> pd.DataFrame:
+        """Point-in-time-correct features of ``service`` for each row of ``entity_df``."""
+        from raymlops.features.offline import OfflineStore
+        from raymlops.features.pit import point_in_time_join
+
+        plan = self._call("resolve_service", service)
+        result = entity_df
+        for item in plan["views"]:
+            view = FeatureView.model_validate(item["view"])
+            entity = Entity.model_validate(item["entity"])
+            table = OfflineStore(Path(item["path"]).parent.parent).read(view, entity, item["version"])
+            features = table.to_pandas()
+            result = point_in_time_join(
+                result, features, join_keys=list(entity.join_keys), feature_columns=item["features"],
+                entity_timestamp=timestamp_column, feature_timestamp=view.event_timestamp,
+                created_timestamp=view.created_timestamp, ttl=view.ttl, prefix=view.name,
+            )
+        return result

@@ -1,0 +1,151 @@
+"""The feature store actor on the shared cluster: apply, ingest, materialize, push, read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from raymlops.exceptions import FeatureViewNotFoundError, SchemaMismatchError, ValidationError
+from raymlops.features.actor import FEATURES_ACTOR
+from raymlops.features.client import FeatureStoreClient
+from raymlops.features.definitions import FeatureRepo
+
+pytestmark = pytest.mark.timeout(240)
+UTC = dt.timezone.utc
+T0 = pd.Timestamp("2013-01-01T00:00:00Z")
+
+
+def _repo(suffix: str, ttl_hours: float = 2.0) -> FeatureRepo:
+    return FeatureRepo.model_validate({
+        "entities": [{"name": "origin", "join_keys": {"origin": "string"}}],
+        "feature_views": [{
+            "name": f"weather_{suffix}", "entity": "origin", "event_timestamp": "time_hour",
+            "created_timestamp": "created", "ttl_seconds": ttl_hours * 3600,
+            "features": [{"name": "temp", "dtype": "float64"}, {"name": "visib", "dtype": "float64"}],
+        }],
+        "feature_services": [{"name": f"svc_{suffix}", "features": [f"weather_{suffix}"]}],
+    })
+
+
+def _rows(hours: int, origins=("EWR", "JFK", "LGA"), seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for h in range(hours):
+        ts = T0 + pd.Timedelta(hours=h)
+        frames.append(pd.DataFrame({
+            "origin": list(origins), "time_hour": ts, "created": ts + pd.Timedelta(minutes=5),
+            "temp": rng.normal(40, 10, len(origins)), "visib": rng.uniform(0, 10, len(origins)),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def fs(platform) -> FeatureStoreClient:
+    return FeatureStoreClient.connect(platform.settings)
+
+
+def test_apply_ingest_materialize_and_read_online(fs) -> None:
+    s = uuid.uuid4().hex[:6]
+    changes = fs.apply(_repo(s))
+    assert {c["action"] for c in changes} <= {"created", "unchanged"}
+    rows = _rows(24)
+    assert fs.ingest(f"weather_{s}", rows) == 72
+    report = fs.materialize(end=dt.datetime(2013, 1, 2, tzinfo=UTC), views=[f"weather_{s}"])
+    assert report[0]["online_changed"] == 3
+    now = dt.datetime(2013, 1, 1, 23, 30, tzinfo=UTC)
+    got = fs.get_online_features(f"svc_{s}", [{"origin": "JFK"}, {"origin": "SFO"}], now=now)
+    last = rows[rows["origin"] == "JFK"].iloc[-1]
+    assert got["rows"][0][f"weather_{s}__temp"] == pytest.approx(last["temp"])  # offline == online
+    assert got["rows"][1][f"weather_{s}__temp"] is None and got["expired"] == [[], []]
+    later = fs.get_online_features(f"svc_{s}", [{"origin": "JFK"}], now=now + dt.timedelta(hours=3))
+    assert later["rows"][0][f"weather_{s}__temp"] is None  # TTL enforced on read
+    assert later["expired"] == [[f"weather_{s}__temp", f"weather_{s}__visib"]]
+
+
+def test_materialize_is_incremental(fs) -> None:
+    s = uuid.uuid4().hex[:6]
+    fs.apply(_repo(s))
+    fs.ingest(f"weather_{s}", _rows(10))
+    first = fs.materialize(end=dt.datetime(2013, 1, 1, 5, tzinfo=UTC), views=[f"weather_{s}"])[0]
+    assert first["rows_read"] == 3 and first["start"] is None
+    second = fs.materialize(end=dt.datetime(2013, 1, 1, 10, tzinfo=UTC), views=[f"weather_{s}"])[0]
+    assert second["start"].startswith("2013-01-01T05:00")  # resumed where the last one ended
+    now = dt.datetime(2013, 1, 1, 9, 30, tzinfo=UTC)
+    got = fs.get_online_features(f"svc_{s}", [{"origin": "LGA"}], now=now)["rows"][0]
+    assert got[f"weather_{s}__temp"] == pytest.approx(_rows(10).iloc[-1]["temp"])
+
+
+def test_push_newest_wins_and_bad_input(fs) -> None:
+    s = uuid.uuid4().hex[:6]
+    fs.apply(_repo(s, ttl_hours=1000))
+    rows = _rows(1, origins=("EWR",))
+    fs.push(f"weather_{s}", rows.assign(temp=1.0))
+    older = rows.assign(time_hour=T0 - pd.Timedelta(hours=1), created=T0, temp=-5.0)
+    assert fs.push(f"weather_{s}", older)["online_changed"] == 0
+    got = fs.get_online_features(f"svc_{s}", [{"origin": "EWR"}], now=dt.datetime(2013, 1, 2, tzinfo=UTC))
+    assert got["rows"][0][f"weather_{s}__temp"] == 1.0
+    with pytest.raises(SchemaMismatchError, match="visib"):
+        fs.push(f"weather_{s}", rows.drop(columns=["visib"]))
+    with pytest.raises(ValidationError, match="join keys"):
+        fs.get_online_features(f"svc_{s}", [{"airport": "EWR"}])
+    with pytest.raises(FeatureViewNotFoundError):
+        fs.ingest("no_such_view", rows)
+
+
+def test_acknowledged_pushes_survive_actor_kills(fs, ray_cluster) -> None:
+    ray = ray_cluster
+    s = uuid.uuid4().hex[:6]
+    fs.apply(_repo(s, ttl_hours=10_000))
+    acked: dict[str, float] = {}
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set() and i < 200:
+            key = f"K{i}"
+            row = pd.DataFrame({"origin": [key], "time_hour": [T0], "created": [T0],
+                                "temp": [float(i)], "visib": [1.0]})
+            try:
+                fs.push(f"weather_{s}", row, to_offline=False)
+            except Exception:  # noqa: BLE001 - the actor died under us: retry the same row
+                time.sleep(0.1)
+                continue
+            acked[key] = float(i)
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    kills = 0
+    for _ in range(3):
+        time.sleep(1.0)
+        ray.kill(ray.get_actor(FEATURES_ACTOR, namespace="raymlops"), no_restart=False)
+        kills += 1
+    stop.set()
+    thread.join(timeout=120)
+    assert kills == 3 and len(acked) > 10
+    got = fs.get_online_features(f"svc_{s}", [{"origin": k} for k in acked],
+                                 now=dt.datetime(2013, 1, 2, tzinfo=UTC))["rows"]
+    assert [r[f"weather_{s}__temp"] for r in got] == list(acked.values())
+
+
+def test_historical_features_are_point_in_time(fs) -> None:
+    s = uuid.uuid4().hex[:6]
+    fs.apply(_repo(s))
+    rows = _rows(6)
+    fs.ingest(f"weather_{s}", rows)
+    entity_df = pd.DataFrame({
+        "origin": ["EWR", "JFK", "EWR"],
+        "event_timestamp": [T0 + pd.Timedelta(minutes=90), T0 - pd.Timedelta(hours=1),
+                            T0 + pd.Timedelta(hours=20)],
+    })
+    out = fs.get_historical_features(f"svc_{s}", entity_df)
+    ewr = rows[rows["origin"] == "EWR"].reset_index(drop=True)
+    assert out.loc[0, f"weather_{s}__temp"] == pytest.approx(ewr.loc[1, "temp"])  # 01:00, not 02:00
+    assert pd.isna(out.loc[1, f"weather_{s}__temp"])  # before any history
+    assert pd.isna(out.loc[2, f"weather_{s}__temp"])  # last row 05:00 is beyond the 2 h TTL
