@@ -118,6 +118,7 @@ def get(
     ctx: typer.Context,
     service: str,
     entity: Annotated[list[str], typer.Option("--entity", "-e", help="key=value (repeatable).")],
+    at: Annotated[str | None, typer.Option(help="Judge TTL as of this ISO time (replays).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read SERVICE's online features for one entity (e.g. --entity origin=JFK)."""
@@ -127,7 +128,7 @@ def get(
         if not sep or not key:
             raise ValidationError(f"--entity {item!r} is not key=value", field="entity")
         row[key] = value
-    got = _client(ctx).get_online_features(service, [row])
+    got = _client(ctx).get_online_features(service, [row], now=_time(at, "at"))
     if as_json:
         print(json.dumps(got, default=str))
         return
