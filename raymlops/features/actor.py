@@ -14,7 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import time
+import uuid
+from collections import deque
 from typing import Any
 
 import pyarrow as pa
@@ -70,6 +73,12 @@ class FeatureStore:
         self._watermarks: dict[str, dict[str, int]] = (
             json.loads(self._watermarks_path.read_text()) if self._watermarks_path.is_file() else {}
         )
+        # Change feed for replica-local caches: (seq, online view, key, row). A restarted
+        # actor has a new epoch, which tells caches to take a fresh snapshot.
+        self._epoch = uuid.uuid4().hex
+        self._seq = 0
+        self._changes: deque[tuple[int, str, Key, OnlineRow]] = deque(maxlen=200_000)
+        self._changed = threading.Condition()
 
     # -- definitions --------------------------------------------------------------------------
 
@@ -108,7 +117,7 @@ class FeatureStore:
         """Streaming write: straight to the online store (newest wins), and offline too."""
         view, entity, version = self._view(view_name)
         table = validate_rows(table, view, entity)
-        changed = self.online.write(self._online_name(view.name, version), _table_rows(table, view, entity))
+        changed = self._write_online(self._online_name(view.name, version), _table_rows(table, view, entity))
         written = self.offline.ingest(view, entity, version, table) if to_offline else 0
         return {"rows": table.num_rows, "online_changed": changed, "offline_written": written}
 
@@ -128,13 +137,56 @@ class FeatureStore:
                 since = _EPOCH + dt.timedelta(microseconds=mark["end_us"])
             table = self.offline.read(view, entity, version, start=since, end=end)
             table = _latest_per_key(table, view, entity)
-            changed = self.online.write(self._online_name(name, version), _table_rows(table, view, entity))
+            changed = self._write_online(self._online_name(name, version), _table_rows(table, view, entity))
             self._watermarks[name] = {"version": version, "end_us": _us(end)}
             report.append({"view": name, "version": version, "rows_read": table.num_rows,
                            "online_changed": changed,
                            "start": since.isoformat() if since else None, "end": end.isoformat()})
         self._save_watermarks()
         return report
+
+    def _write_online(self, online_view: str, rows: list[tuple[Key, OnlineRow]]) -> int:
+        """Durable write first, then publish to the change feed (caches apply newest-wins)."""
+        changed = self.online.write(online_view, rows)
+        if changed:
+            with self._changed:
+                for key, row in rows:
+                    self._seq += 1
+                    self._changes.append((self._seq, online_view, key, row))
+                self._changed.notify_all()
+        return changed
+
+    def service_snapshot(self, service: str) -> dict[str, Any]:
+        """All online rows a service needs, with the feed position to follow from."""
+        plan = self.resolve_service(service)
+        with self._changed:
+            epoch, seq = self._epoch, self._seq
+        views = {}
+        for item in plan["views"]:
+            name = self._online_name(item["view"]["name"], item["version"])
+            views[name] = {
+                "view": item["view"]["name"],
+                "keys": list(item["entity"]["join_keys"]),
+                "features": item["features"],
+                "ttl_us": int(item["view"]["ttl_seconds"] * 1_000_000) if item["view"]["ttl_seconds"] else None,
+                "rows": list(self.online.scan(name).items()),
+            }
+        return {"epoch": epoch, "seq": seq, "views": views}
+
+    def changes_since(self, epoch: str, seq: int, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Long-poll the change feed; ``reset`` when the caller must re-snapshot."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                if epoch != self._epoch or (self._changes and self._changes[0][0] > seq + 1 and seq < self._seq):
+                    return {"epoch": self._epoch, "seq": self._seq, "reset": True, "changes": []}
+                if self._seq > seq:
+                    out = [c for c in self._changes if c[0] > seq]
+                    return {"epoch": epoch, "seq": self._seq, "reset": False, "changes": out}
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return {"epoch": epoch, "seq": seq, "reset": False, "changes": []}
+                self._changed.wait(remaining)
 
     def _save_watermarks(self) -> None:
         tmp = self._watermarks_path.with_suffix(".tmp")

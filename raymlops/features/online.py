@@ -45,6 +45,9 @@ class OnlineBackend(Protocol):
 
     def count(self, view: str) -> int: ...
 
+    def scan(self, view: str) -> dict[Key, OnlineRow]:
+        """Every stored row of a view (to seed replica-local caches)."""
+
     def clear(self, view: str) -> None: ...
 
 
@@ -137,6 +140,9 @@ class LogBackend:
     def count(self, view: str) -> int:
         return len(self._data.get(view, {}))
 
+    def scan(self, view: str) -> dict[Key, OnlineRow]:
+        return dict(self._data.get(view, {}))
+
     def clear(self, view: str) -> None:
         with self._lock:
             self._append({"op": "clear", "view": view})
@@ -195,6 +201,12 @@ class RedisBackend:
 
     def count(self, view: str) -> int:
         return int(self.client.scard(self._index(view)))
+
+    def scan(self, view: str) -> dict[Key, OnlineRow]:
+        names = sorted(self.client.smembers(self._index(view)))
+        head = f"{self.prefix}:fv:{view}:".encode()
+        keys = [tuple(json.loads(n[len(head):])) for n in names]
+        return {k: r for k, r in zip(keys, self.read(view, keys)) if r is not None}
 
     def clear(self, view: str) -> None:
         members = list(self.client.smembers(self._index(view)))

@@ -149,3 +149,37 @@ def test_historical_features_are_point_in_time(fs) -> None:
     assert out.loc[0, f"weather_{s}__temp"] == pytest.approx(ewr.loc[1, "temp"])  # 01:00, not 02:00
     assert pd.isna(out.loc[1, f"weather_{s}__temp"])  # before any history
     assert pd.isna(out.loc[2, f"weather_{s}__temp"])  # last row 05:00 is beyond the 2 h TTL
+
+
+def test_replica_cache_matches_actor_and_follows_pushes(fs, ray_cluster) -> None:
+    from raymlops.features.cache import OnlineFeatureCache
+
+    ray = ray_cluster
+    s = uuid.uuid4().hex[:6]
+    fs.apply(_repo(s, ttl_hours=2))
+    fs.ingest(f"weather_{s}", _rows(5))
+    fs.materialize(end=dt.datetime(2013, 1, 2, tzinfo=UTC), views=[f"weather_{s}"])
+    cache = OnlineFeatureCache(fs, f"svc_{s}", poll_s=2).start()
+    try:
+        rows = [{"origin": o} for o in ("EWR", "JFK", "LGA", "SFO")]
+        for now in (dt.datetime(2013, 1, 1, 5, tzinfo=UTC), dt.datetime(2013, 1, 1, 9, tzinfo=UTC)):
+            assert cache.get(rows, now=now) == fs.get_online_features(f"svc_{s}", rows, now=now)
+        newer = _rows(1, origins=("JFK",)).assign(time_hour=T0 + pd.Timedelta(hours=8),
+                                                  created=T0 + pd.Timedelta(hours=8), temp=99.0)
+        t0 = time.monotonic()
+        fs.push(f"weather_{s}", newer)
+        while cache.get([{"origin": "JFK"}], now=dt.datetime(2013, 1, 1, 8, 30, tzinfo=UTC))["rows"][0][
+                f"weather_{s}__temp"] != 99.0:
+            assert time.monotonic() - t0 < 2.0, "push did not reach the replica cache within 2 s"
+            time.sleep(0.01)
+        # A restarted actor (new epoch) makes the cache re-snapshot; it keeps answering.
+        ray.kill(ray.get_actor(FEATURES_ACTOR, namespace="raymlops"), no_restart=False)
+        fs.push(f"weather_{s}", newer.assign(time_hour=T0 + pd.Timedelta(hours=9),
+                                             created=T0 + pd.Timedelta(hours=9), temp=100.0))
+        deadline = time.monotonic() + 20
+        while cache.get([{"origin": "JFK"}], now=dt.datetime(2013, 1, 1, 9, 30, tzinfo=UTC))["rows"][0][
+                f"weather_{s}__temp"] != 100.0:
+            assert time.monotonic() < deadline, "cache did not recover after the actor restarted"
+            time.sleep(0.05)
+    finally:
+        cache.stop()

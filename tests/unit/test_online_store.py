@@ -48,6 +48,12 @@ def test_older_write_never_overwrites(backend) -> None:
     assert backend.read("w", [("EWR",)]) == [(100, 150, {"temp": 6.0})]
 
 
+def test_scan_returns_every_row(backend) -> None:
+    backend.write("s", [(("EWR", 1), (5, 5, {"x": 1})), (("JFK", 2), (6, 6, {"x": 2}))])
+    assert backend.scan("s") == {("EWR", 1): (5, 5, {"x": 1}), ("JFK", 2): (6, 6, {"x": 2})}
+    assert backend.scan("empty") == {}
+
+
 def test_views_and_compound_keys_are_separate(backend) -> None:
     backend.write("a", [(("EWR", 3), (1, 1, {"x": 1}))])
     backend.write("b", [(("EWR", 3), (1, 1, {"x": 2}))])
