@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["cold_up.py", "registry_bench.py"]
+BENCHMARKS = ["cold_up.py", "registry_bench.py", "features_bench.py"]
 
 
 def main() -> None:

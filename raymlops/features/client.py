@@ -76,22 +76,46 @@ class FeatureStoreClient:
         return self._call("get_online_features", service, entity_rows,
                           _us(now) if now is not None else None)
 
-    def get_historical_features(self, service: str, entity_df: pd.DataFrame,
-                                timestamp_column: str = "event_timestamp") -> pd.DataFrame:
-        """Point-in-time-correct features of ``service`` for each row of ``entity_df``."""
+    def get_historical_features(
+        self,
+        service: str,
+        entity_df: pd.DataFrame,
+        timestamp_column: str = "event_timestamp",
+        engine: str = "auto",
+        distributed_above_rows: int = 500_000,
+    ) -> pd.DataFrame:
+        """Point-in-time-correct features of ``service`` for each row of ``entity_df``.
+
+        ``engine``: "local" joins in this process, "ray" hash-shuffles both sides over the
+        cluster (Ray tasks), "auto" picks Ray above ``distributed_above_rows`` entity rows.
+        Both give identical results (tested).
+        """
+        from raymlops.exceptions import ValidationError
         from raymlops.features.offline import OfflineStore
         from raymlops.features.pit import point_in_time_join
 
+        if engine not in ("auto", "local", "ray"):
+            raise ValidationError(f"engine must be auto, local or ray, not {engine!r}", field="engine")
+        use_ray = engine == "ray" or (engine == "auto" and len(entity_df) > distributed_above_rows)
         plan = self._call("resolve_service", service)
         result = entity_df
         for item in plan["views"]:
             view = FeatureView.model_validate(item["view"])
             entity = Entity.model_validate(item["entity"])
             table = OfflineStore(Path(item["path"]).parent.parent).read(view, entity, item["version"])
-            features = table.to_pandas()
-            result = point_in_time_join(
-                result, features, join_keys=list(entity.join_keys), feature_columns=item["features"],
+            kwargs = dict(
+                join_keys=list(entity.join_keys), feature_columns=item["features"],
                 entity_timestamp=timestamp_column, feature_timestamp=view.event_timestamp,
                 created_timestamp=view.created_timestamp, ttl=view.ttl, prefix=view.name,
             )
+            if use_ray:
+                import ray.data
+
+                from raymlops.features.pit_ray import point_in_time_join_ray
+
+                joined = point_in_time_join_ray(ray.data.from_pandas(result), table.to_pandas(), **kwargs)
+                result = joined.to_pandas()
+                result.index = entity_df.index
+            else:
+                result = point_in_time_join(result, table.to_pandas(), **kwargs)
         return result

@@ -149,6 +149,14 @@ def test_historical_features_are_point_in_time(fs) -> None:
     assert out.loc[0, f"weather_{s}__temp"] == pytest.approx(ewr.loc[1, "temp"])  # 01:00, not 02:00
     assert pd.isna(out.loc[1, f"weather_{s}__temp"])  # before any history
     assert pd.isna(out.loc[2, f"weather_{s}__temp"])  # last row 05:00 is beyond the 2 h TTL
+    rng = np.random.default_rng(3)
+    many = pd.DataFrame({
+        "origin": rng.choice(["EWR", "JFK", "LGA", "SFO"], 3000),
+        "event_timestamp": T0 + pd.to_timedelta(rng.integers(-60, 600, 3000), unit="min"),
+    })
+    local = fs.get_historical_features(f"svc_{s}", many, engine="local")
+    distributed = fs.get_historical_features(f"svc_{s}", many, engine="ray")
+    pd.testing.assert_frame_equal(local, distributed)
 
 
 def test_replica_cache_matches_actor_and_follows_pushes(fs, ray_cluster) -> None:
