@@ -21,6 +21,14 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+_OUT = None  # the real stdout, when `main` has moved Ray's chatter to stderr
+
+
+def emit(text: str) -> None:
+    """Write command output (JSON) to stdout, never mixed with Ray's cluster warnings."""
+    out = _OUT or sys.stdout
+    out.write(text + "\n")
+    out.flush()
 
 
 class CliState:
@@ -50,7 +58,15 @@ def _root(
 
 
 def main() -> None:
-    """Console entry point: typed errors print one clear line and exit 1, no traceback."""
+    """Console entry point: typed errors print one clear line and exit 1, no traceback.
+
+    Ray prints cluster warnings ("(raylet) WARNING ...") with plain ``print`` in any driver;
+    they go to stderr here so that ``--json`` output on stdout stays parseable.
+    """
+    global _OUT
+    _OUT = sys.stdout
+    console.file = sys.stdout
+    sys.stdout = sys.stderr
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import app, console
+from raymlops.cli._app import emit, app, console
 from raymlops.exceptions import ValidationError
 
 features_app = typer.Typer(help="Feature store: definitions, offline/online stores.",
@@ -41,7 +41,7 @@ def apply(ctx: typer.Context, file: Path, as_json: JsonOption = False) -> None:
     """Register or update the definitions in FILE (a changed schema gets a new version)."""
     changes = _client(ctx).apply(file)
     if as_json:
-        print(json.dumps(changes))
+        emit(json.dumps(changes))
         return
     table = Table(title=f"applied {file}", title_justify="left")
     for col in ("kind", "name", "version", "action"):
@@ -57,7 +57,7 @@ def list_definitions(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List entities, feature views (with online row counts) and feature services."""
     rows = _client(ctx).list()
     if as_json:
-        print(json.dumps(rows, default=str))
+        emit(json.dumps(rows, default=str))
         return
     table = Table(title="feature definitions", title_justify="left")
     for col in ("kind", "name", "version", "details"):
@@ -86,7 +86,7 @@ def ingest(ctx: typer.Context, view: str, path: Path, as_json: JsonOption = Fals
     table = pd.read_csv(path) if path.suffix == ".csv" else pq.read_table(path)
     with console.status(f"ingesting {path} into {view}..."):
         written = _client(ctx).ingest(view, table)
-    print(json.dumps({"view": view, "rows": written})) if as_json else console.print(
+    emit(json.dumps({"view": view, "rows": written})) if as_json else console.print(
         f"{view}: {written} rows ingested")
 
 
@@ -102,14 +102,14 @@ def materialize(
     with console.status("materializing..."):
         report = _client(ctx).materialize(_time(start, "start"), _time(end, "end"), view or None)
     if as_json:
-        print(json.dumps(report))
+        emit(json.dumps(report))
         return
     table = Table(title="materialized", title_justify="left")
-    for col in ("view", "version", "from", "to", "rows read", "online updated"):
+    for col in ("view", "version", "from", "to", "newest rows", "online updated"):
         table.add_column(col)
     for r in report:
         table.add_row(r["view"], f"v{r['version']}", str(r["start"]), r["end"],
-                      str(r["rows_read"]), str(r["online_changed"]))
+                      str(r["latest_rows"]), str(r["online_changed"]))
     console.print(table)
 
 
@@ -130,7 +130,7 @@ def get(
         row[key] = value
     got = _client(ctx).get_online_features(service, [row], now=_time(at, "at"))
     if as_json:
-        print(json.dumps(got, default=str))
+        emit(json.dumps(got, default=str))
         return
     table = Table(title=f"{service} for {row}", title_justify="left")
     table.add_column("feature")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import app, console
+from raymlops.cli._app import emit, app, console
 
 models_app = typer.Typer(help="Registered models: versions, aliases, promotion, rollback.",
                          no_args_is_help=True)
@@ -25,7 +25,7 @@ def _client(ctx: typer.Context) -> Any:
 
 def _print(data: Any, as_json: bool, render: Any) -> None:
     if as_json:
-        print(json.dumps(data, default=str))
+        emit(json.dumps(data, default=str))
     else:
         render(data)
 

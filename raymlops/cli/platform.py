@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import CliState, app, console
+from raymlops.cli._app import emit, CliState, app, console
 
 AddressOption = Annotated[
     str | None,
@@ -111,7 +111,7 @@ def up(
         "seconds": round(elapsed, 2),
     }
     if as_json:
-        print(json.dumps(summary))
+        emit(json.dumps(summary))
         return
     verb = "started a local head at" if platform.started_head else "attached to"
     console.print(f"[green]raymlops up[/]: {verb} {platform.address} in {elapsed:.1f}s")
@@ -133,7 +133,7 @@ def status(
 
     report = cluster.status(ctx.obj.settings(), address=address)
     if as_json:
-        print(json.dumps(report, default=str))
+        emit(json.dumps(report, default=str))
     else:
         render_status(report)
     if not report["running"]:
@@ -148,7 +148,7 @@ def down(ctx: typer.Context, as_json: JsonOption = False) -> None:
     with console.status("stopping..."):
         result = cluster.down(ctx.obj.settings())
     if as_json:
-        print(json.dumps(result))
+        emit(json.dumps(result))
     elif result["stopped"]:
         what = "head and its processes" if result["head_stopped"] else "platform actors"
         console.print(f"[green]raymlops down[/]: stopped the {what} at {result['address']}")

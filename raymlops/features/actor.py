@@ -21,6 +21,7 @@ from collections import deque
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raymlops.config import load_settings
 from raymlops.exceptions import ValidationError
@@ -135,11 +136,10 @@ class FeatureStore:
             since = start
             if since is None and mark.get("version") == version and "end_us" in mark:
                 since = _EPOCH + dt.timedelta(microseconds=mark["end_us"])
-            table = self.offline.read(view, entity, version, start=since, end=end)
-            table = _latest_per_key(table, view, entity)
+            table = self._latest_offline_rows(view, entity, version, since, end)
             changed = self._write_online(self._online_name(name, version), _table_rows(table, view, entity))
             self._watermarks[name] = {"version": version, "end_us": _us(end)}
-            report.append({"view": name, "version": version, "rows_read": table.num_rows,
+            report.append({"view": name, "version": version, "latest_rows": table.num_rows,
                            "online_changed": changed,
                            "start": since.isoformat() if since else None, "end": end.isoformat()})
         self._save_watermarks()
@@ -187,6 +187,52 @@ class FeatureStore:
                 if remaining <= 0:
                     return {"epoch": epoch, "seq": seq, "reset": False, "changes": []}
                 self._changed.wait(remaining)
+
+    def _latest_offline_rows(
+        self, view: FeatureView, entity: Entity, version: int,
+        since: dt.datetime | None, end: dt.datetime,
+    ) -> pa.Table:
+        """Newest row per key in [since, end), computed with Ray Data over the Parquet files.
+
+        Each block keeps its newest row per key (``map_batches``), so what comes back to this
+        actor is at most keys x blocks rows, whatever the size of the offline table.
+        """
+        import ray.data
+
+        from raymlops.features.offline import view_schema
+
+        dataset = self.offline.dataset(view, entity, version)
+        schema = view_schema(view, entity)
+        if dataset is None:
+            return schema.empty_table()
+        ts_type = schema.field(view.event_timestamp).type
+        end_s = pa.scalar(end.astimezone(dt.timezone.utc), type=ts_type)
+        since_s = pa.scalar(since.astimezone(dt.timezone.utc), type=ts_type) if since else None
+        lo = since.astimezone(dt.timezone.utc).date().isoformat() if since else ""
+        hi = end.astimezone(dt.timezone.utc).date().isoformat()
+        files = sorted(  # partition pruning on the date folders
+            str(p) for p in self.offline.view_dir(view.name, version).rglob("*.parquet")
+            if lo <= p.parent.name.removeprefix("date=") <= hi
+        )
+        if not files:
+            return schema.empty_table()
+        # Many small daily files: group them into a few read tasks, not one task per file.
+        ds = ray.data.read_parquet(files, columns=schema.names,
+                                   override_num_blocks=min(len(files), 16))
+
+        def newest(batch: pa.Table) -> pa.Table:
+            batch = batch.cast(schema)
+            times = batch.column(view.event_timestamp)
+            keep = pc.less(times, end_s)
+            if since_s is not None:
+                keep = pc.and_(keep, pc.greater_equal(times, since_s))
+            return _latest_per_key(batch.filter(keep), view, entity)
+
+        parts = ds.map_batches(newest, batch_format="pyarrow", batch_size=None).take_all()
+        if not parts:
+            return schema.empty_table()
+        table = pa.Table.from_pylist(parts, schema=schema)
+        return _latest_per_key(table, view, entity)
 
     def _save_watermarks(self) -> None:
         tmp = self._watermarks_path.with_suffix(".tmp")
@@ -240,7 +286,7 @@ class FeatureStore:
 
 
 def _latest_per_key(table: pa.Table, view: FeatureView, entity: Entity) -> pa.Table:
-    """Only the newest row per key needs to reach the online store."""
+    """Only the newest row per key (event time, then created time) reaches the online store."""
     if table.num_rows == 0:
         return table
     order = [(view.event_timestamp, "descending")]
@@ -248,12 +294,7 @@ def _latest_per_key(table: pa.Table, view: FeatureView, entity: Entity) -> pa.Ta
         order.append((view.created_timestamp, "descending"))
     ordered = table.sort_by(order)
     keys = list(entity.join_keys)
-    seen: set[tuple[Any, ...]] = set()
-    keep = []
-    key_cols = [ordered.column(k).to_pylist() for k in keys]
-    for i in range(ordered.num_rows):
-        key = tuple(c[i] for c in key_cols)
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
-    return ordered.take(pa.array(keep, type=pa.int64())) if keep else ordered.slice(0, 0)
+    marker = "__raymlops_pos"
+    numbered = ordered.append_column(marker, pa.array(range(ordered.num_rows), type=pa.int64()))
+    first = numbered.group_by(keys, use_threads=False).aggregate([(marker, "min")])
+    return ordered.take(first.column(f"{marker}_min"))

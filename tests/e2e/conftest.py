@@ -40,7 +40,14 @@ class Cli:
         return proc
 
     def json(self, *args: str, check: bool = True) -> dict:
-        return json.loads(self.run(*args, "--json", check=check).stdout)
+        proc = self.run(*args, "--json", check=check)
+        try:
+            return json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError(
+                f"raymlops {' '.join(args)} --json printed no JSON\nstdout:\n{proc.stdout}\n"
+                f"stderr:\n{proc.stderr}"
+            ) from None
 
     @property
     def dashboard(self) -> str:

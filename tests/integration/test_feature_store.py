@@ -73,7 +73,7 @@ def test_materialize_is_incremental(fs) -> None:
     fs.apply(_repo(s))
     fs.ingest(f"weather_{s}", _rows(10))
     first = fs.materialize(end=dt.datetime(2013, 1, 1, 5, tzinfo=UTC), views=[f"weather_{s}"])[0]
-    assert first["rows_read"] == 3 and first["start"] is None
+    assert first["latest_rows"] == 3 and first["start"] is None
     second = fs.materialize(end=dt.datetime(2013, 1, 1, 10, tzinfo=UTC), views=[f"weather_{s}"])[0]
     assert second["start"].startswith("2013-01-01T05:00")  # resumed where the last one ended
     now = dt.datetime(2013, 1, 1, 9, 30, tzinfo=UTC)
