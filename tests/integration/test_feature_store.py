@@ -191,3 +191,34 @@ def test_replica_cache_matches_actor_and_follows_pushes(fs, ray_cluster) -> None
             time.sleep(0.05)
     finally:
         cache.stop()
+
+
+def test_redis_online_backend_behind_the_store(tmp_path, ray_cluster) -> None:
+    """The store's logic on the Redis backend (the class itself, run in this process)."""
+    import socket
+
+    from raymlops.config import load_settings
+    from raymlops.features.actor import FeatureStore
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        pytest.skip("Redis is not listening on 127.0.0.1:6379")
+    prefix = f"raymlops-test-{uuid.uuid4().hex[:8]}"
+    settings = load_settings(storage_root=tmp_path, online_store="redis", redis_prefix=prefix)
+    store = FeatureStore(settings.model_dump(mode="json"))
+    try:
+        s = "r"
+        store.apply(_repo(s).model_dump())
+        import pyarrow as pa
+
+        store.ingest(f"weather_{s}", pa.Table.from_pandas(_rows(4), preserve_index=False))
+        store.materialize(end=dt.datetime(2013, 1, 2, tzinfo=UTC))
+        now_us = int(dt.datetime(2013, 1, 1, 4, tzinfo=UTC).timestamp() * 1_000_000)
+        got = store.get_online_features(f"svc_{s}", [{"origin": "LGA"}], now_us=now_us)
+        assert got["rows"][0][f"weather_{s}__temp"] == pytest.approx(_rows(4).iloc[-1]["temp"])
+        restarted = FeatureStore(settings.model_dump(mode="json"))  # state lives in Redis
+        assert restarted.get_online_features(f"svc_{s}", [{"origin": "LGA"}], now_us=now_us) == got
+    finally:
+        for key in store.online.client.scan_iter(f"{prefix}:*"):
+            store.online.client.delete(key)

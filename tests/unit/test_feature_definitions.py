@@ -129,3 +129,25 @@ def test_int_features_widen_to_float(repo: FeatureRepo, tmp_path: Path) -> None:
     entity, view = repo.entities[0], repo.feature_views[0]
     rows = _weather_rows().assign(visib=10)  # int64 into a float64 feature: safe widening
     assert OfflineStore(tmp_path).ingest(view, entity, 1, rows) == 48
+
+
+def test_definitions_store_on_postgres(repo: FeatureRepo) -> None:
+    import socket
+    import uuid
+
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=0.5).close()
+    except OSError:
+        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+    store = DefinitionsStore("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    suffix = uuid.uuid4().hex[:8]
+    view = repo.feature_views[0].model_copy(update={"name": f"weather_{suffix}"})
+    service = repo.feature_services[0].model_copy(
+        update={"name": f"svc_{suffix}", "features": [f"weather_{suffix}"]})
+    unique = repo.model_copy(update={"feature_views": [view], "feature_services": [service]})
+    assert {c.action for c in store.apply(unique) if c.kind != "entity"} == {"created"}
+    widened = view.model_copy(update={"features": [*view.features, view.features[0].model_copy(
+        update={"name": "dewp"})]})
+    store.apply(unique.model_copy(update={"feature_views": [widened]}))
+    assert store.get("feature_view", f"weather_{suffix}").version == 2
+    assert store.get("feature_view", f"weather_{suffix}", 1).spec == view
