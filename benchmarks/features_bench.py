@@ -103,17 +103,22 @@ def main() -> None:
     flights = flights.rename(columns={"sched_dep_ts": "event_timestamp"})
     wx = weather.to_pandas()
     feats = ["temp", "dewp", "humid", "visib"]
-    t = time.perf_counter()
-    ours = point_in_time_join(flights, wx, join_keys=["origin"], feature_columns=feats,
-                              entity_timestamp="event_timestamp", feature_timestamp="time_hour",
-                              ttl=dt.timedelta(hours=3))
-    ours_s = time.perf_counter() - t
-    t = time.perf_counter()
     left = flights.sort_values("event_timestamp")
     right = wx.sort_values("time_hour")[["origin", "time_hour", *feats]]
-    base = pd.merge_asof(left, right, left_on="event_timestamp", right_on="time_hour", by="origin",
-                         direction="backward", tolerance=pd.Timedelta(hours=3))
-    base_s = time.perf_counter() - t
+    ours_runs, base_runs = [], []
+    for _ in range(7):  # interleaved rounds, median: one shot of ~0.1 s is mostly noise here
+        t = time.perf_counter()
+        ours = point_in_time_join(flights, wx, join_keys=["origin"], feature_columns=feats,
+                                  entity_timestamp="event_timestamp", feature_timestamp="time_hour",
+                                  ttl=dt.timedelta(hours=3))
+        ours_runs.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        left = flights.sort_values("event_timestamp")  # what a user of merge_asof has to do
+        right = wx.sort_values("time_hour")[["origin", "time_hour", *feats]]
+        base = pd.merge_asof(left, right, left_on="event_timestamp", right_on="time_hour",
+                             by="origin", direction="backward", tolerance=pd.Timedelta(hours=3))
+        base_runs.append(time.perf_counter() - t)
+    ours_s, base_s = float(np.median(ours_runs)), float(np.median(base_runs))
     same = np.allclose(
         ours["temp"].to_numpy(dtype=float),
         base.set_index(left.index).loc[flights.index, "temp"].to_numpy(dtype=float),
@@ -138,7 +143,8 @@ def main() -> None:
         f"{_ms(replica_100, 99) / _ms(dict_100, 99):.1f}x |\n"
         f"| through the actor, 100 entities | {_ms(actor_100, 50):.3f} | {_ms(actor_100, 99):.3f} | "
         f"{_ms(actor_100, 99) / _ms(dict_100, 99):.0f}x |\n\n"
-        "| historical retrieval | seconds | rows/s | ratio |\n|---|---:|---:|---:|\n"
+        "| historical retrieval (median of 7 interleaved rounds; merge_asof timed with the sort "
+        "it needs) | seconds | rows/s | ratio |\n|---|---:|---:|---:|\n"
         f"| `pandas.merge_asof` (baseline) | {base_s:.3f} | {rows_n / base_s:,.0f} | 1.00 |\n"
         f"| `point_in_time_join` (TTL, ties, order kept) | {ours_s:.3f} | {rows_n / ours_s:,.0f} | "
         f"**{base_s / ours_s:.2f}x** |\n\n"

@@ -29,4 +29,28 @@ def status(*args, **kwargs):
     return _status(*args, **kwargs)
 
 
-__all__ = ["RaymlopsError", "Settings", "__version__", "init", "load_settings", "status"]
+_LAZY = {
+    "RegistryClient": "raymlops.registry.client",
+    "FeatureStoreClient": "raymlops.features.client",
+}
+
+
+def __getattr__(name: str):
+    """Clients are imported on first use, so `import raymlops` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'raymlops' has no attribute {name!r}")
+
+
+__all__ = [
+    "FeatureStoreClient",
+    "RaymlopsError",
+    "RegistryClient",
+    "Settings",
+    "__version__",
+    "init",
+    "load_settings",
+    "status",
+]

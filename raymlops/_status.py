@@ -135,6 +135,23 @@ def _models(settings: Settings) -> list[dict[str, Any]]:
 register_section("models", _models)
 
 
+def _features(settings: Settings) -> list[dict[str, Any]]:
+    """Feature views with their version and online row count."""
+    try:
+        actor = ray.get_actor("raymlops-features", namespace=settings.namespace)
+    except ValueError:
+        return []
+    rows = ray.get(actor.list_definitions.remote(), timeout=30)
+    return [
+        {"view": r["name"], "version": r["version"], "online_rows": r["online_rows"],
+         "ttl_seconds": r["spec"].get("ttl_seconds")}
+        for r in rows if r["kind"] == "feature_view"
+    ]
+
+
+register_section("features", _features)
+
+
 def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:
     serve_http, apps = _serve(settings)
     report: dict[str, Any] = {

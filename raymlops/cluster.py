@@ -181,9 +181,11 @@ def init(
             # The head's start is a subprocess this driver only waits for: meanwhile create
             # MLflow's schema, which the registry actor would otherwise do on the critical path.
             prepare = threading.Thread(target=_prepare_tracking_store, args=(settings,), daemon=True)
-            prepare.start()
+            if wait:  # without waiting, nobody is held up by the schema: don't compete for CPU
+                prepare.start()
             state = _head.start_head(settings, extra_args=args, extra_env=env)
-            prepare.join(timeout=60)
+            if wait:
+                prepare.join(timeout=60)
             target, started_head = state.gcs_address, True
             state.save(settings.state_dir)
         dashboard = _connect(settings, target)

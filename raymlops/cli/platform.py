@@ -60,6 +60,15 @@ def render_status(report: dict[str, Any]) -> None:
             aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(row["aliases"].items())) or "-"
             table.add_row(row["name"], str(row["versions"]), aliases)
         console.print(table)
+    features = report.get("features")
+    if isinstance(features, list) and features:
+        table = Table(title="feature views", title_justify="left")
+        for col in ("view", "version", "online rows", "ttl"):
+            table.add_column(col)
+        for row in features:
+            table.add_row(row["view"], f"v{row['version']}", str(row["online_rows"]),
+                          f"{row['ttl_seconds']:g}s" if row["ttl_seconds"] else "-")
+        console.print(table)
     if report.get("running"):
         apps = Table(title="serve applications", title_justify="left")
         for col in ("name", "status", "route"):

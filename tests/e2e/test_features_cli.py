@@ -39,6 +39,8 @@ def test_flights_features_apply_ingest_materialize_get(cli, tmp_path) -> None:
                      "--entity", "tailnum=N14228")  # judged now: 2013 weather is long expired
     assert stale["rows"][0]["weather__temp"] is None and "weather__temp" in stale["expired"][0]
 
+    status = cli.json("status")
+    assert {f["view"]: f["online_rows"] for f in status["features"]} == {"weather": 3, "planes": 3322}
     listed = cli.run("features", "list").stdout
     assert "weather" in listed and "online_rows=3" in listed
     bad = cli.run("features", "ingest", "weather", str(tmp_path / "planes.parquet"), check=False)

@@ -49,7 +49,7 @@ def test_up_status_down_twice(cli) -> None:
         assert {a["name"]: a["state"] for a in report["actors"]} == {
             s.name: "ALIVE" for s in platform_actor_specs()
         }
-        assert report["models"] == []
+        assert report["models"] == [] and report["features"] == []
         assert report["resources"]["CPU"]["total"] >= 1
 
         table = cli.run("status").stdout
