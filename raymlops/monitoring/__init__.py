@@ -1,0 +1,1 @@
+"""Monitoring: data validation, drift statistics, metrics and alerts."""
