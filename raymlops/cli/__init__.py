@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from raymlops.cli._app import app, main
+from raymlops.cli import drift as _drift  # noqa: F401  (registers `drift`)
 from raymlops.cli import features as _features  # noqa: F401  (registers `features ...`)
 from raymlops.cli import models as _models  # noqa: F401  (registers `models ...`)
 from raymlops.cli import platform as _platform  # noqa: F401  (registers up/status/down/demo)

@@ -1,0 +1,69 @@
+"""``raymlops drift``: compare current data with a reference, per column and as a whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from raymlops.cli._app import app, console, emit
+from raymlops.exceptions import ClusterNotRunningError, ValidationError
+
+
+def _load_local(path: Path) -> Any:
+    import pandas as pd
+
+    if not path.exists():
+        raise ValidationError(f"{path} does not exist", field="path")
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+@app.command()
+def drift(
+    ctx: typer.Context,
+    reference: Annotated[Path, typer.Option(help="Reference data: Parquet file/folder or CSV.")],
+    current: Annotated[Path, typer.Option(help="Current data: Parquet file/folder or CSV.")],
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all).")] = None,
+    test: Annotated[str, typer.Option(help="auto, ks, wasserstein, psi, jensenshannon, chisquare.")] = "auto",
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+) -> None:
+    """Data drift per column (KS, Wasserstein, PSI, JS, chi-square) and for the dataset.
+
+    With a running platform the files are read and summarised with Ray Data; without one,
+    in this process.
+    """
+    from raymlops import cluster
+    from raymlops.monitoring.drift import drift_report
+    from raymlops.monitoring.report import render_html
+
+    cols = [c.strip() for c in columns.split(",")] if columns else None
+    try:
+        cluster.init(ctx.obj.settings(), start=False)
+        ref, cur = reference, current
+    except ClusterNotRunningError:
+        ref, cur = _load_local(reference), _load_local(current)
+    with console.status("computing drift..."):
+        result = drift_report(ref, cur, columns=cols, test=test)
+    if report is not None:
+        report.write_text(render_html(result))
+    result.pop("_summaries", None)
+    if as_json:
+        emit(json.dumps(result, default=str))
+        return
+    table = Table(title=f"drift: {current} vs {reference}", title_justify="left")
+    for col in ("column", "test", "statistic", "p-value", "drift"):
+        table.add_column(col)
+    for name, col in result["columns"].items():
+        p = "-" if col["p_value"] is None else f"{col['p_value']:.3g}"
+        table.add_row(name, col["test"], f"{col['statistic']:.4g}", p,
+                      "[red]DRIFT[/]" if col["drift"] else "[green]ok[/]")
+    console.print(table)
+    verdict = "[red]dataset drift[/]" if result["dataset_drift"] else "[green]no dataset drift[/]"
+    console.print(f"{verdict}: {result['share_drifted']:.0%} of columns drifted; domain classifier "
+                  f"AUC {result.get('domain_classifier_auc', float('nan')):.3f}")
+    if report is not None:
+        console.print(f"report: {report}")
