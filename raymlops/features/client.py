@@ -14,40 +14,18 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from raymlops.config import Settings
-from raymlops.exceptions import RaymlopsError
+from raymlops._actor_client import ActorClient
 from raymlops.features.actor import FEATURES_ACTOR
 from raymlops.features.definitions import Entity, FeatureRepo, FeatureView, load_repo
 
 __all__ = ["FeatureStoreClient"]
 
 
-class FeatureStoreClient:
-    def __init__(self, actor: Any, settings: Settings) -> None:
-        self.actor = actor
-        self.settings = settings
+class FeatureStoreClient(ActorClient):
+    """Talks to the ``raymlops-features`` actor; create with ``FeatureStoreClient.connect()``."""
 
-    @classmethod
-    def connect(cls, settings: Settings | None = None) -> FeatureStoreClient:
-        import ray
-
-        from raymlops.cluster import init
-
-        if not ray.is_initialized() or settings is None:
-            settings = init(settings, start=False).settings
-        return cls(ray.get_actor(FEATURES_ACTOR, namespace=settings.namespace), settings)
-
-    def _call(self, method: str, *args: Any, timeout: float | None = 600, **kwargs: Any) -> Any:
-        import ray
-        from ray.exceptions import RayTaskError
-
-        try:
-            return ray.get(getattr(self.actor, method).remote(*args, **kwargs), timeout=timeout)
-        except RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, RaymlopsError):
-                raise cause from None
-            raise
+    ACTOR = FEATURES_ACTOR
+    DEFAULT_TIMEOUT = 600  # materialization of a large view takes a while
 
     def apply(self, repo: FeatureRepo | str | Path) -> list[dict[str, Any]]:
         if not isinstance(repo, FeatureRepo):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from raymlops._actor_client import ActorClient
 from raymlops.config import Settings
 from raymlops.exceptions import RaymlopsError, SchemaMismatchError, ValidationError
 from raymlops.registry.actor import lineage_dict
@@ -65,39 +66,16 @@ def _infer_signature(model: Any, example: pd.DataFrame) -> Any:
     return infer_signature(example, output)
 
 
-class RegistryClient:
+class RegistryClient(ActorClient):
     """Talks to the ``raymlops-registry`` actor; create with ``RegistryClient.connect()``."""
 
+    ACTOR = REGISTRY_ACTOR
+
     def __init__(self, actor: Any, settings: Settings) -> None:
-        self.actor = actor
-        self.settings = settings
+        super().__init__(actor, settings)
         self._alias_cache: dict[tuple[str, str], int | None] = {}
         self._watches: list[AliasWatch] = []
         self._cache_lock = threading.Lock()
-
-    @classmethod
-    def connect(cls, settings: Settings | None = None) -> RegistryClient:
-        """Attach (starting nothing) and return a client for the platform's registry."""
-        import ray
-
-        from raymlops.cluster import init
-
-        if not ray.is_initialized() or settings is None:
-            settings = init(settings, start=False).settings
-        return cls(ray.get_actor(REGISTRY_ACTOR, namespace=settings.namespace), settings)
-
-    def _call(self, method: str, *args: Any, timeout: float | None = 120, **kwargs: Any) -> Any:
-        """Call the actor; a typed error raised there is re-raised here as itself."""
-        import ray
-        from ray.exceptions import RayTaskError
-
-        try:
-            return ray.get(getattr(self.actor, method).remote(*args, **kwargs), timeout=timeout)
-        except RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, RaymlopsError):
-                raise cause from None
-            raise
 
     # -- writes -----------------------------------------------------------------------------
 
