@@ -285,7 +285,11 @@ def status(settings: Settings | None = None, *, address: str | None = None) -> d
 
     settings = settings or load_settings()
     target = None
-    if not ray.is_initialized():
+    if ray.is_initialized():  # report the address `up` used (Ray's own may be the LAN one)
+        state = _head.read_head_state(settings.state_dir)
+        if state and state.gcs_address.endswith(":" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[-1]):
+            target = state.gcs_address
+    else:
         target, _ = _resolve_address(settings, address)
         if target is None:
             return _status.not_running(settings)
