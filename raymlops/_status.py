@@ -14,7 +14,7 @@ import ray
 from raymlops.config import Settings, mask_password
 from raymlops.platform import platform_actor_specs
 
-__all__ = ["collect", "not_running", "register_section"]
+__all__ = ["collect", "dashboard_url", "not_running", "register_section"]
 
 Section = Callable[[Settings], Any]
 _SECTIONS: dict[str, Section] = {}
@@ -47,7 +47,8 @@ def not_running(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _dashboard_url() -> str | None:
+def dashboard_url() -> str | None:
+    """The connected cluster's dashboard URL, or None when it runs without one."""
     try:
         from ray._private.worker import get_dashboard_url
 
@@ -157,7 +158,7 @@ def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "running": True,
         "ray_address": address or ray.get_runtime_context().gcs_address,
-        "dashboard_url": _dashboard_url(),
+        "dashboard_url": dashboard_url(),
         "serve_http": serve_http,
         "resources": _resources(),
         "actors": _actors(settings),

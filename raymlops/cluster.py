@@ -22,7 +22,7 @@ from typing import Any
 
 import ray
 
-from raymlops import _head
+from raymlops import _head, _status
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ClusterError, ClusterNotRunningError
 from raymlops.platform import PLATFORM_INFO_ACTOR, platform_actor_specs
@@ -167,7 +167,7 @@ def init(
     started_head = False
     if ray.is_initialized():
         target = ray.get_runtime_context().gcs_address
-        dashboard = _dashboard_of_current()
+        dashboard = _status.dashboard_url()
     else:
         target, state = _resolve_address(settings, address)
         if target is None:
@@ -235,16 +235,6 @@ def _wait_for_job_agent(timeout_s: float) -> None:
     raise ClusterError(f"the head's dashboard agent did not register within {timeout_s}s")
 
 
-def _dashboard_of_current() -> str | None:
-    try:
-        from ray._private.worker import get_dashboard_url
-
-        url = get_dashboard_url()
-    except Exception:  # noqa: BLE001 - a cluster without a dashboard still works
-        return None
-    return f"http://{url}" if url and not url.startswith("http") else url
-
-
 def up(
     settings: Settings | None = None,
     *,
@@ -281,8 +271,6 @@ def up(
 
 def status(settings: Settings | None = None, *, address: str | None = None) -> dict[str, Any]:
     """What ``raymlops status`` shows; never starts anything."""
-    from raymlops import _status
-
     settings = settings or load_settings()
     target = None
     if ray.is_initialized():  # report the address `up` used (Ray's own may be the LAN one)

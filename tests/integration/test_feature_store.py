@@ -195,15 +195,11 @@ def test_replica_cache_matches_actor_and_follows_pushes(fs, ray_cluster) -> None
 
 def test_redis_online_backend_behind_the_store(tmp_path, ray_cluster) -> None:
     """The store's logic on the Redis backend (the class itself, run in this process)."""
-    import socket
-
     from raymlops.config import load_settings
     from raymlops.features.actor import FeatureStore
+    from tests.conftest import require_service
 
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        pytest.skip("Redis is not listening on 127.0.0.1:6379")
+    require_service(6379, "Redis")
     prefix = f"raymlops-test-{uuid.uuid4().hex[:8]}"
     settings = load_settings(storage_root=tmp_path, online_store="redis", redis_prefix=prefix)
     store = FeatureStore(settings.model_dump(mode="json"))

@@ -6,7 +6,6 @@ Also: 4 processes x 25 registrations on one PostgreSQL give exactly 100 unique v
 from __future__ import annotations
 
 import multiprocessing as mp
-import socket
 import uuid
 from pathlib import Path
 
@@ -16,17 +15,9 @@ from raymlops.config import load_settings
 from raymlops.exceptions import ModelNotFoundError, VersionNotFoundError
 from raymlops.registry.formats import ArtifactMeta, digest
 from raymlops.registry.store import Lineage, RegistryStore
+from tests.conftest import PG_URI, require_service
 
 pytestmark = pytest.mark.timeout(240)
-PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "sqlite+artifact-uri"], scope="module")
@@ -37,8 +28,7 @@ def store(request, tmp_path_factory) -> RegistryStore:
         # path as s3:// or gs://), not plain file reads.
         return RegistryStore(load_settings(storage_root=root, artifact_location=f"file://{root}/remote"))
     if request.param == "postgresql":
-        if not _pg_up():
-            pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+        require_service(5432, "PostgreSQL")
         settings = load_settings(storage_root=root, tracking_uri=PG_URI)
     else:
         settings = load_settings(storage_root=root)
@@ -96,8 +86,7 @@ def _pg_writer(args: tuple[str, str, int, int]) -> list[int]:
 
 @pytest.mark.slow
 def test_four_processes_on_postgres_make_exactly_100_versions(tmp_path: Path) -> None:
-    if not _pg_up():
-        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+    require_service(5432, "PostgreSQL")
     name = f"pg-{uuid.uuid4().hex[:8]}"
     RegistryStore(load_settings(storage_root=tmp_path, tracking_uri=PG_URI)).ensure_model(name)
     ctx = mp.get_context("spawn")

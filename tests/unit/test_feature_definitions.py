@@ -132,13 +132,11 @@ def test_int_features_widen_to_float(repo: FeatureRepo, tmp_path: Path) -> None:
 
 
 def test_definitions_store_on_postgres(repo: FeatureRepo) -> None:
-    import socket
     import uuid
 
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=0.5).close()
-    except OSError:
-        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+    from tests.conftest import require_service
+
+    require_service(5432, "PostgreSQL")
     store = DefinitionsStore("postgresql+psycopg://postgres@127.0.0.1:5432/test")
     suffix = uuid.uuid4().hex[:8]
     view = repo.feature_views[0].model_copy(update={"name": f"weather_{suffix}"})

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
 from raymlops.features.online import LogBackend, RedisBackend
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
+from tests.conftest import require_service
 
 
 @pytest.fixture(params=["log", "redis"])
@@ -24,8 +16,7 @@ def backend(request, tmp_path: Path):
     if request.param == "log":
         yield LogBackend(tmp_path / "online")
         return
-    if not _redis_up():
-        pytest.skip("Redis is not listening on 127.0.0.1:6379")
+    require_service(6379, "Redis")
     store = RedisBackend(prefix=f"raymlops-test-{uuid.uuid4().hex[:8]}")
     yield store
     for key in store.client.scan_iter(f"{store.prefix}:*"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,7 +28,7 @@ from raymlops.training import (
     tracking_client,
 )
 
-PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.conftest import PG_URI  # noqa: E402
 CLASSIFIER_ARTIFACTS = {
     "confusion_matrix.png", "roc_curve.png", "pr_curve.png", "feature_importance.png",
     "feature_importance.json", "signature.json", "input_example.json",
@@ -321,16 +320,10 @@ def test_plots_are_titled_and_labelled():
     assert len(figures[-1].axes[0].get_yticklabels()) == 5
 
 
-def _postgres_listens() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _postgres_listens(), reason="no PostgreSQL listening on 127.0.0.1:5432")
 def test_postgres_store(tmp_path, classification):
+    from tests.conftest import require_service
+
+    require_service(5432, "PostgreSQL")
     settings = load_settings(storage_root=tmp_path, tracking_uri=PG_URI,
                              artifact_location=str(tmp_path / "pg-artifacts"))
     model, _, X_valid, y_valid = classification
