@@ -1,7 +1,9 @@
 """``ray job submit -- python jobs/drift.py --reference A --current B [--report out.html]``.
 
-Computes the drift report on the cluster (Ray Data reads and summarises the files) and prints
-the JSON; exits 2 when the dataset drifted, so a scheduler can act on it.
+Computes the drift report on the cluster (Ray Data reads and summarises the files), logs it
+to MLflow (experiment ``raymlops-drift``; ``--no-log-mlflow`` to skip), sets the
+``raymlops_drift_*`` Ray gauges, and prints the JSON with ``mlflow_run_id``. Exits 2 when
+the dataset drifted, so a scheduler can act on it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import raymlops
 from raymlops.monitoring.drift import drift_report
-from raymlops.monitoring.report import render_html
+from raymlops.monitoring.drift_publish import default_dataset_name, publish_drift
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,16 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", required=True)
     parser.add_argument("--current", required=True)
     parser.add_argument("--columns", default=None)
-    parser.add_argument("--report", default=None)
+    parser.add_argument("--test", default="auto")
+    parser.add_argument("--report", default=None, help="write the HTML report here")
+    parser.add_argument("--dataset", default=None, help="metric tag (default: current's name)")
+    parser.add_argument("--log-mlflow", action=argparse.BooleanOptionalAction, default=True,
+                        help="log an MLflow run (default: on)")
     args = parser.parse_args(argv)
-    raymlops.init(start=False)
+    platform = raymlops.init(start=False)
     columns = args.columns.split(",") if args.columns else None
-    result = drift_report(args.reference, args.current, columns=columns)
-    if args.report:
-        Path(args.report).write_text(render_html(result))
-    result.pop("_summaries", None)
-    print(json.dumps(result, default=str))
-    return 2 if result["dataset_drift"] else 0
+    result = drift_report(args.reference, args.current, columns=columns, test=args.test)
+    out = publish_drift(
+        result, settings=platform.settings,
+        dataset=args.dataset or default_dataset_name(args.current),
+        reference=args.reference, current=args.current, log_mlflow=args.log_mlflow,
+        export_metrics=True, report_path=args.report)
+    print(json.dumps(out, default=str))
+    return 2 if out["dataset_drift"] else 0
 
 
 if __name__ == "__main__":

@@ -30,27 +30,40 @@ def drift(
     test: Annotated[str, typer.Option(help="auto, ks, wasserstein, psi, jensenshannon, chisquare.")] = "auto",
     report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+    log_mlflow: Annotated[bool | None, typer.Option(
+        "--log-mlflow/--no-log-mlflow",
+        help="Log an MLflow run (experiment raymlops-drift). Default: on with a running "
+             "platform, off without one.")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Name of the monitored data, for metric tags and the run name (default: the "
+             "current path's name).")] = None,
 ) -> None:
     """Data drift per column (KS, Wasserstein, PSI, JS, chi-square) and for the dataset.
 
-    With a running platform the files are read and summarised with Ray Data; without one,
-    in this process.
+    With a running platform the files are read and summarised with Ray Data, the result is
+    logged to MLflow and exported as Ray metrics (raymlops_drift_*); without one, it is
+    computed in this process (and logged only with --log-mlflow).
     """
     from raymlops import cluster
     from raymlops.monitoring.drift import drift_report
-    from raymlops.monitoring.report import render_html
+    from raymlops.monitoring.drift_publish import default_dataset_name, publish_drift
 
     cols = [c.strip() for c in columns.split(",")] if columns else None
+    settings = ctx.obj.settings()
     try:
-        cluster.init(ctx.obj.settings(), start=False)
+        settings = cluster.init(settings, start=False).settings
+        running = True
         ref, cur = reference, current
     except ClusterNotRunningError:
+        running = False
         ref, cur = _load_local(reference), _load_local(current)
     with console.status("computing drift..."):
         result = drift_report(ref, cur, columns=cols, test=test)
-    if report is not None:
-        report.write_text(render_html(result))
-    result.pop("_summaries", None)
+        result = publish_drift(
+            result, settings=settings, dataset=dataset or default_dataset_name(current),
+            reference=reference, current=current,
+            log_mlflow=running if log_mlflow is None else log_mlflow,
+            export_metrics=running, report_path=report)
     if as_json:
         emit(json.dumps(result, default=str))
         return
@@ -67,3 +80,7 @@ def drift(
                   f"AUC {result.get('domain_classifier_auc', float('nan')):.3f}")
     if report is not None:
         console.print(f"report: {report}")
+    if result["mlflow_run_id"]:
+        console.print(f"MLflow run: {result['mlflow_run_id']} (experiment raymlops-drift)")
+    if result["metrics_exported"]:
+        console.print(f"metrics: raymlops_drift_* with dataset={result['dataset']!r}")

@@ -1,0 +1,66 @@
+"""What happens to a drift result after it is computed: report file, MLflow run, Ray gauges.
+
+One function so that ``raymlops drift`` and ``jobs/drift.py`` publish the same way and
+print the same JSON (with ``mlflow_run_id`` and ``dataset`` added).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from raymlops.config import Settings
+from raymlops.exceptions import ValidationError
+
+__all__ = ["default_dataset_name", "publish_drift"]
+
+
+def default_dataset_name(current: str | Path) -> str:
+    """``jul`` for ``.../jul.parquet`` or ``.../jul/``: the tag a series of reports shares.
+
+    Pass an explicit name (``--dataset``) when each day's file has its own name, or every
+    day becomes a new metrics series.
+    """
+    name = Path(str(current)).name
+    return Path(name).stem if Path(name).suffix in (".parquet", ".csv") else name or "current"
+
+
+def publish_drift(
+    result: dict[str, Any],
+    *,
+    settings: Settings,
+    dataset: str,
+    reference: str | Path,
+    current: str | Path,
+    log_mlflow: bool,
+    export_metrics: bool,
+    report_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write the HTML report, log the MLflow run, set the gauges; return the JSON-ready result.
+
+    The returned dict is ``result`` without its in-memory ``_summaries`` plus ``dataset``,
+    ``mlflow_run_id`` (None when not logged) and ``metrics_exported``. The report is rendered
+    once and reused as the run's artifact.
+    """
+    from raymlops.monitoring.drift_log import log_drift_report
+    from raymlops.monitoring.drift_metrics import export_drift_metrics
+    from raymlops.monitoring.report import render_html
+
+    if not dataset.strip():
+        raise ValidationError("dataset must be a non-empty name", field="dataset")
+    page = render_html(result) if (report_path is not None or log_mlflow) else None
+    if report_path is not None:
+        Path(report_path).write_text(page or "")
+    run_id = None
+    if log_mlflow:
+        run = log_drift_report(
+            result, settings, html=page, run_name=f"{dataset}: {Path(str(current)).name} vs "
+            f"{Path(str(reference)).name}",
+            tags={"raymlops.dataset": dataset, "raymlops.reference": str(reference),
+                  "raymlops.current": str(current)})
+        run_id = run.run_id
+    exported = export_drift_metrics(result, dataset, namespace=settings.namespace) \
+        if export_metrics else False
+    out = {k: v for k, v in result.items() if k != "_summaries"}
+    out.update(dataset=dataset, mlflow_run_id=run_id, metrics_exported=exported)
+    return out
