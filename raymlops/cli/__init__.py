@@ -7,5 +7,6 @@ from raymlops.cli import drift as _drift  # noqa: F401  (registers `drift`)
 from raymlops.cli import features as _features  # noqa: F401  (registers `features ...`)
 from raymlops.cli import models as _models  # noqa: F401  (registers `models ...`)
 from raymlops.cli import platform as _platform  # noqa: F401  (registers up/status/down/demo)
+from raymlops.cli import serve as _serve  # noqa: F401  (registers `serve ...`)
 
 __all__ = ["app", "main"]

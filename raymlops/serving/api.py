@@ -1,0 +1,236 @@
+"""deploy / undeploy / status: one Serve application per model, plus the shared ``/v2`` app.
+
+An application ``model-<name>`` at route prefix ``/models/<name>`` holds two deployments:
+
+- ``Ingress`` (FastAPI, a tenth of a CPU): parses and answers HTTP;
+- ``Model`` (a quarter of a CPU, autoscaled between ``min_replicas`` and ``max_replicas`` on
+  ``target_ongoing_requests``): validates, batches, predicts; follows the alias.
+
+The ``raymlops-v2`` application (``/v2``) forwards the Open Inference Protocol to the model
+applications. Serve's HTTP proxy runs on the head only and binds ``settings.serve_host``
+(127.0.0.1 by default) on ``settings.serve_port``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raymlops.config import Settings, load_settings
+from raymlops.exceptions import ClusterError, ModelNotFoundError, RaymlopsError
+from raymlops.registry.names import parse_ref, validate_model_name
+from raymlops.serving.options import DeploymentOptions, load_options
+
+__all__ = ["build_app", "build_from_args", "build_gateway", "deploy", "status", "undeploy"]
+
+MODEL_DEPLOYMENT = "Model"
+INGRESS_DEPLOYMENT = "Ingress"
+
+
+def _attach(settings: Settings | None) -> Settings:
+    """Connect this driver to the platform (starting nothing); its settings win when attaching."""
+    import ray
+
+    if ray.is_initialized():
+        return settings or load_settings()
+    from raymlops.cluster import init
+
+    return init(settings, start=False).settings
+
+
+def _settings_dict(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json")
+
+
+def build_app(name: str, ref: int | str, settings: Settings, options: DeploymentOptions) -> Any:
+    """The bound Serve application of one model (ingress -> model)."""
+    from ray import serve
+
+    from raymlops.serving.ingress import ModelIngress
+    from raymlops.serving.model import ModelServer
+
+    opts = options.model_dump()
+    model = serve.deployment(
+        ModelServer, name=MODEL_DEPLOYMENT,
+        ray_actor_options={"num_cpus": options.model_num_cpus},
+        autoscaling_config=options.autoscaling_config(),
+        max_ongoing_requests=options.max_ongoing_requests(),
+        health_check_period_s=options.health_check_period_s,
+        health_check_timeout_s=30,
+        graceful_shutdown_timeout_s=10,
+    ).bind(name, ref, _settings_dict(settings), opts)
+    return serve.deployment(
+        ModelIngress, name=INGRESS_DEPLOYMENT,
+        num_replicas=options.ingress_replicas,
+        ray_actor_options={"num_cpus": options.ingress_num_cpus},
+        max_ongoing_requests=1024,
+        health_check_period_s=options.health_check_period_s,
+    ).bind(model, name, opts)
+
+
+def build_gateway() -> Any:
+    from ray import serve
+
+    from raymlops.serving.gateway import Gateway
+
+    return serve.deployment(Gateway, name="Gateway", ray_actor_options={"num_cpus": 0.05},
+                            max_ongoing_requests=1024).bind()
+
+
+def build_from_args(args: dict[str, Any]) -> Any:
+    """Application builder for Serve config files (``serve deploy cluster/serve_*.yaml``).
+
+    ``args``: ``model`` (required), ``alias`` or ``version``, ``options`` (DeploymentOptions
+    fields). Settings come from the running platform, like every other driver's.
+    """
+    from raymlops.cluster import _settings_from_platform
+
+    args = dict(args)
+    name = validate_model_name(args.pop("model", None))
+    ref = parse_ref(args.pop("version", None) or args.pop("alias", "champion"))
+    options = load_options(args.pop("options", None))
+    if args:
+        raise RaymlopsError(f"unknown application args {sorted(args)}: use model, alias, "
+                            "version, options")
+    return build_app(name, ref, _settings_from_platform(load_settings()), options)
+
+
+def build_gateway_from_args(args: dict[str, Any]) -> Any:  # noqa: ARG001 - Serve passes args
+    """Application builder of the ``/v2`` gateway for Serve config files."""
+    return build_gateway()
+
+
+def _start_serve(settings: Settings) -> None:
+    from ray import serve
+
+    serve.start(http_options={"host": settings.serve_host, "port": settings.serve_port},
+                proxy_location="HeadOnly")
+
+
+def _split_name(name: str, alias: str | None, version: int | str | None) -> tuple[str, int | str]:
+    if "@" in name:
+        name, _, ref_text = name.partition("@")
+        ref: int | str = parse_ref(ref_text)
+    else:
+        ref = parse_ref(version if version is not None else (alias or "champion"))
+    return validate_model_name(name), ref
+
+
+def deploy(
+    name: str,
+    alias: str | None = "champion",
+    *,
+    version: int | str | None = None,
+    settings: Settings | None = None,
+    options: DeploymentOptions | dict[str, Any] | None = None,
+    min_replicas: int | None = None,
+    max_replicas: int | None = None,
+    target_ongoing_requests: float | None = None,
+    max_batch_size: int | None = None,
+    batch_wait_timeout_s: float | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """Serve ``name`` (``name@alias`` works too) and return its status entry.
+
+    Following an alias (the default, ``champion``) means replicas hot-swap when it moves; a
+    ``version`` pins one. Deploying again updates the application in place.
+    """
+    name, ref = _split_name(name, alias, version)
+    base = options.model_dump() if isinstance(options, DeploymentOptions) else options
+    opts = load_options(base, min_replicas=min_replicas, max_replicas=max_replicas,
+                        target_ongoing_requests=target_ongoing_requests,
+                        max_batch_size=max_batch_size,
+                        batch_wait_timeout_s=batch_wait_timeout_s, **more)
+    settings = _attach(settings)
+    from ray import serve
+
+    from raymlops.registry.client import RegistryClient
+    from raymlops.serving.gateway import GATEWAY_APP, app_name
+
+    RegistryClient.connect(settings).resolve(name, ref)  # a typed 404 before anything starts
+    _start_serve(settings)
+    try:
+        serve.run(build_app(name, ref, settings, opts), name=app_name(name),
+                  route_prefix=f"/models/{name}")
+        if GATEWAY_APP not in serve.status().applications:
+            serve.run(build_gateway(), name=GATEWAY_APP, route_prefix="/v2")
+    except RuntimeError as exc:
+        raise ClusterError(f"serving {name} failed to deploy: {exc}", name=name) from None
+    return status(name, settings=settings)[0]
+
+
+def undeploy(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Delete ``name``'s application (and the ``/v2`` one when no model is left)."""
+    validate_model_name(name)
+    _attach(settings)
+    from ray import serve
+
+    from raymlops.serving.gateway import APP_PREFIX, GATEWAY_APP, app_name
+
+    apps = _applications()
+    if app_name(name) not in apps:
+        raise ModelNotFoundError(f"model {name!r} is not deployed", name=name)
+    serve.delete(app_name(name))
+    left = [a for a in apps if a.startswith(APP_PREFIX) and a != app_name(name)]
+    if not left and GATEWAY_APP in apps:
+        serve.delete(GATEWAY_APP)
+    return {"model": name, "undeployed": True, "models_left": [a[len(APP_PREFIX):] for a in left]}
+
+
+def _applications() -> dict[str, Any]:
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    try:
+        return dict(serve.status().applications)
+    except RayServeException:  # Serve not running: nothing deployed
+        return {}
+
+
+def _live_stats(app: str) -> dict[str, Any] | None:
+    """What a model replica reports (version, swaps, counts); None if none answers in time."""
+    from ray import serve
+
+    try:
+        handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app)
+        return handle.stats.remote().result(timeout_s=10)
+    except Exception:  # noqa: BLE001 - status must report, not fail
+        return None
+
+
+def status(name: str | None = None, *, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """One entry per served model: state, route, version answering, replicas, counts."""
+    settings = _attach(settings)
+    from raymlops.serving.gateway import APP_PREFIX, app_name
+
+    apps = _applications()
+    wanted = [app_name(name)] if name else sorted(a for a in apps if a.startswith(APP_PREFIX))
+    if name and app_name(name) not in apps:
+        raise ModelNotFoundError(f"model {name!r} is not deployed", name=name)
+    out = []
+    for app in wanted:
+        model = app[len(APP_PREFIX):]
+        overview = apps[app]
+        deployments = {
+            d: {"status": str(getattr(ds.status, "value", ds.status)),
+                "replicas": {str(getattr(k, "value", k)): v
+                             for k, v in (ds.replica_states or {}).items()},
+                "message": ds.message}
+            for d, ds in overview.deployments.items()
+        }
+        live = _live_stats(app) if str(getattr(overview.status, "value", "")) == "RUNNING" \
+            else None
+        out.append({
+            "model": model, "app": app,
+            "status": str(getattr(overview.status, "value", overview.status)),
+            "message": overview.message,
+            "route": f"/models/{model}",
+            "url": f"{settings.serve_url}/models/{model}",
+            "v2_url": f"{settings.serve_url}/v2/models/{model}",
+            "version": live["version"] if live else None,
+            "ref": live["ref"] if live else None,
+            "swaps": live["swaps"] if live else None,
+            "last_error": live["last_error"] if live else None,
+            "replicas": deployments.get(MODEL_DEPLOYMENT, {}).get("replicas", {}),
+            "deployments": deployments,
+        })
+    return out

@@ -1,0 +1,210 @@
+"""The per-model HTTP ingress (FastAPI): parse, forward to the model deployment, answer.
+
+Routes, relative to the application's prefix ``/models/{name}``:
+
+- ``POST /invocations``: MLflow's scoring formats; ``{"predictions": [...]}`` (plus
+  ``model``, ``version`` and, with ``?probabilities=true``, ``probabilities``/``classes``);
+- ``GET /`` model metadata, ``GET /ping`` (what MLflow's scoring client polls),
+  ``GET /version``; OpenAPI docs at ``/docs``.
+
+The Open Inference Protocol routes live in the ``/v2`` gateway application, which calls
+:meth:`ModelIngress.v2_infer` / :meth:`v2_metadata` through a handle, so both protocols share
+one parsing/validation path and one set of metrics.
+
+Every answer carries ``x-model-version`` (and ``x-request-id``); every error is
+``{"detail", "error", "context"}`` with the typed error's status. An exception that is not a
+typed error is a bug on our side and the only path to a 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from ray import serve
+
+from raymlops.exceptions import ClusterError, RaymlopsError
+from raymlops.serving.metrics import ServingMetrics
+from raymlops.serving.options import DeploymentOptions
+from raymlops.serving.protocol import (
+    Limits,
+    check_content_length,
+    jsonable,
+    parse_invocations,
+    parse_v2_infer,
+    v2_response,
+)
+from raymlops.serving.schema import V2_DATATYPES
+
+__all__ = ["ModelIngress", "error_body", "unwrap_error"]
+
+logger = logging.getLogger("ray.serve")
+
+_SCORING_SCHEMA: dict[str, Any] = {
+    "description": "Exactly one of the MLflow scoring formats.",
+    "oneOf": [
+        {"type": "object", "required": ["dataframe_split"], "properties": {"dataframe_split": {
+            "type": "object", "required": ["data"], "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "data": {"type": "array", "items": {"type": "array"}}}}}},
+        {"type": "object", "required": ["dataframe_records"], "properties": {
+            "dataframe_records": {"type": "array", "items": {"type": "object"}}}},
+        {"type": "object", "required": ["instances"], "properties": {
+            "instances": {"type": "array"}}},
+        {"type": "object", "required": ["inputs"], "properties": {
+            "inputs": {"oneOf": [{"type": "object"}, {"type": "array"}]}}},
+    ],
+}
+_INVOCATIONS_OPENAPI = {
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": _SCORING_SCHEMA,
+                             "example": {"dataframe_records": [{"x": 1.0}]}},
+        "text/csv": {"schema": {"type": "string"}}}},
+    "responses": {"200": {"description": "Predictions and the version that made them.",
+                          "headers": {"x-model-version": {"schema": {"type": "string"}}}},
+                  "400": {"description": "Not JSON."}, "413": {"description": "Too large."},
+                  "415": {"description": "Wrong Content-Type."},
+                  "422": {"description": "A field is missing, extra or of the wrong type."}},
+}
+
+api = FastAPI(
+    title="raymlops model server",
+    description="Online predictions from a registered model (MLflow scoring protocol). "
+    "The Open Inference Protocol (v2) is served under /v2.",
+)
+
+
+def unwrap_error(exc: BaseException) -> BaseException:
+    """The typed error a replica raised, out of Ray's RayTaskError wrapper."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of any exception: typed errors say theirs; Serve overload -> 503."""
+    from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+    exc = unwrap_error(exc)
+    if isinstance(exc, RaymlopsError):
+        return exc.http_status, exc.to_dict()
+    if isinstance(exc, (BackPressureError, DeploymentUnavailableError)):
+        return 503, ClusterError(f"the model is overloaded or restarting: {exc}").to_dict()
+    logger.error("unexpected error answering a request", exc_info=exc)
+    return 500, {"detail": f"internal error: {type(exc).__name__}", "error": "InternalError"}
+
+
+class ModelIngress:
+    """Serve deployment class; ``model`` is the bound handle of the model deployment."""
+
+    def __init__(self, model: Any, name: str, options: dict[str, Any]) -> None:
+        self.model = model
+        self.name = name
+        opts = DeploymentOptions(**options)
+        self.limits = Limits(max_body_bytes=opts.max_body_bytes, max_rows=opts.max_rows)
+        self.metrics = ServingMetrics(name)
+
+    def _answer(self, endpoint: str, started: float, status: int, body: dict[str, Any],
+                version: int | None, request_id: str) -> Response:
+        headers = {"x-request-id": request_id}
+        if version is not None:
+            headers["x-model-version"] = str(version)
+        error = body.get("error") if status >= 400 else None
+        self.metrics.request(endpoint, version, status, (time.perf_counter() - started) * 1000,
+                             error)
+        return Response(json.dumps(body), status_code=status, headers=headers,
+                        media_type="application/json")
+
+    @api.post("/invocations", openapi_extra=_INVOCATIONS_OPENAPI, response_model=None,
+              summary="Predict (MLflow scoring formats)")
+    async def invocations(self, request: Request, probabilities: bool = False) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            check_content_length(request.headers.get("content-length"), self.limits)
+            frame = parse_invocations(await request.body(), request.headers.get("content-type"),
+                                      self.limits)
+            result = await self.model.predict.remote(frame, probabilities, request_id)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+            status, body = error_body(exc)
+            return self._answer("invocations", started, status, body, None, request_id)
+        body = {"predictions": jsonable(result["predictions"]), "model": self.name,
+                "version": result["version"]}
+        if probabilities:
+            body["probabilities"] = jsonable(result["proba"])
+            body["classes"] = result["classes"]
+        return self._answer("invocations", started, 200, body, result["version"], request_id)
+
+    @api.get("/", summary="Model metadata: version served, inputs, feature service")
+    async def describe(self) -> JSONResponse:
+        return JSONResponse(await self.model.metadata.remote())
+
+    @api.get("/ping", summary="Liveness (MLflow's scoring client polls it)")
+    async def ping(self) -> Response:
+        return Response("\n", media_type="application/json")
+
+    @api.get("/version", summary="The model version answering now")
+    async def version(self) -> Response:
+        meta = await self.model.metadata.remote()
+        return Response(str(meta["version"]), media_type="text/plain",
+                        headers={"x-model-version": str(meta["version"])})
+
+    # -- Open Inference Protocol, called by the /v2 gateway through a handle ----------------
+
+    async def v2_infer(self, body: bytes, content_type: str | None,
+                       content_length: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON body, headers) of ``POST /v2/models/{name}/infer``."""
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        try:
+            check_content_length(content_length, self.limits)
+            parsed = parse_v2_infer(body, content_type, self.limits)
+            request_id = parsed.id or request_id
+            unknown = [o for o in parsed.outputs if o not in ("predict", "predict_proba")]
+            if unknown:
+                from raymlops.exceptions import ValidationError
+
+                raise ValidationError(f"unknown output {unknown[0]!r}: this model has "
+                                      "'predict' and 'predict_proba'", field=unknown[0])
+            proba = "predict_proba" in parsed.outputs
+            result = await self.model.predict.remote(parsed.frame, proba, request_id)
+        except Exception as exc:  # noqa: BLE001
+            status, err = error_body(exc)
+            self.metrics.request("v2_infer", None, status,
+                                 (time.perf_counter() - started) * 1000, err.get("error"))
+            return status, err, {"x-request-id": request_id}
+        outputs = {}
+        if not parsed.outputs or "predict" in parsed.outputs:
+            outputs["predict"] = result["predictions"]
+        if proba:
+            outputs["predict_proba"] = result["proba"]
+        version = result["version"]
+        self.metrics.request("v2_infer", version, 200, (time.perf_counter() - started) * 1000)
+        return (200, v2_response(self.name, version, parsed.id, outputs),
+                {"x-model-version": str(version), "x-request-id": request_id})
+
+    async def v2_metadata(self) -> dict[str, Any]:
+        """``GET /v2/models/{name}``: name, versions, platform, input and output tensors."""
+        meta = await self.model.metadata.remote()
+        inputs = [{"name": c["name"], "datatype": V2_DATATYPES.get(c["type"], "BYTES"),
+                   "shape": [-1]} for c in (meta["inputs"] or [])]
+        outputs = [{"name": "predict", "datatype": "BYTES" if meta["task"] is None else
+                    ("INT64" if meta["task"] == "classification" else "FP64"), "shape": [-1]}]
+        if meta["task"] == "classification":
+            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
+        return {"name": self.name, "versions": [str(meta["version"])],
+                "platform": f"raymlops_{meta['flavor']}", "inputs": inputs, "outputs": outputs}
+
+    async def ready(self) -> bool:
+        await self.model.metadata.remote()
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return self.metrics.snapshot()
+
+
+ModelIngress = serve.ingress(api)(ModelIngress)

@@ -1,0 +1,134 @@
+"""The prediction log: every request's inputs, outputs, version and latency, as Parquet.
+
+Why Parquet under the storage root: it is the "current" data that drift detection compares to
+training data and that labels are joined to later, and both read it with Ray Data / pyarrow.
+Rows are the model's input columns as they were predicted on (after feature enrichment, so the
+drift job sees what the model saw) plus ``_``-prefixed columns: ``_ts`` (UTC),
+``_request_id``, ``_model``, ``_version``, ``_latency_ms``, ``_prediction``.
+
+Off the request path: ``record`` appends to a list under a lock (microseconds); a background
+thread writes a file every ``flush_s`` seconds (or sooner when ``max_pending_rows`` pile up),
+atomically (written under a temporary name, then renamed), one file per flush and version:
+``<root>/predictions/<model>/date=YYYY-MM-DD/<writer>-<seq>.parquet``. A failed write is
+counted and logged, never raised into a request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PredictionLog", "prediction_log_dir"]
+
+logger = logging.getLogger(__name__)
+
+
+def prediction_log_dir(storage_root: Path | str, model: str) -> Path:
+    """Where the prediction log of ``model`` lives (one folder per model, date partitions)."""
+    return Path(storage_root) / "predictions" / model
+
+
+class PredictionLog:
+    """Buffers records in memory and writes them as Parquet from a background thread."""
+
+    def __init__(
+        self, storage_root: Path | str, model: str, writer_id: str,
+        flush_s: float = 2.0, max_pending_rows: int = 50_000,
+    ) -> None:
+        self.dir = prediction_log_dir(storage_root, model)
+        self.model = model
+        self.writer_id = writer_id
+        self.flush_s = flush_s
+        self.max_pending_rows = max_pending_rows
+        self._pending: list[tuple[pd.DataFrame, np.ndarray, int, float, str, float]] = []
+        self._pending_rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._seq = 0
+        self.rows_written = 0
+        self.files_written = 0
+        self.failures = 0
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"prediction-log-{model}")
+
+    def start(self) -> PredictionLog:
+        self._thread.start()
+        return self
+
+    def record(self, frame: pd.DataFrame, predictions: np.ndarray, version: int,
+               latency_ms: float, request_id: str) -> None:
+        """Queue one request's rows; never blocks on I/O."""
+        with self._lock:
+            self._pending.append((frame, predictions, version, latency_ms, request_id,
+                                  time.time()))
+            self._pending_rows += len(frame)
+            full = self._pending_rows >= self.max_pending_rows
+        if full:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the thread and write what is pending (a replica shutting down loses nothing)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def flush(self) -> list[Path]:
+        with self._lock:
+            pending, self._pending, self._pending_rows = self._pending, [], 0
+        if not pending:
+            return []
+        by_version: dict[int, list[Any]] = {}
+        for item in pending:
+            by_version.setdefault(item[2], []).append(item)
+        written = []
+        for version, items in by_version.items():
+            try:
+                written.append(self._write(version, items))
+            except Exception:  # noqa: BLE001 - logging must never break serving
+                self.failures += 1
+                logger.exception("prediction log: could not write %d requests", len(items))
+        return written
+
+    def _write(self, version: int, items: list[Any]) -> Path:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frames = []
+        for frame, predictions, _v, latency_ms, request_id, ts in items:
+            part = frame.reset_index(drop=True).copy()
+            part["_ts"] = pd.Timestamp(ts, unit="s", tz="UTC")
+            part["_request_id"] = request_id
+            part["_model"] = self.model
+            part["_version"] = version
+            part["_latency_ms"] = latency_ms
+            part["_prediction"] = np.asarray(predictions).reshape(len(part), -1)[:, 0]
+            frames.append(part)
+        table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
+        day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+        folder = self.dir / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        name = f"{self.writer_id}-{int(time.time() * 1000)}-{self._seq:06d}.parquet"
+        tmp = folder / f".{name}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, folder / name)
+        self.rows_written += table.num_rows
+        self.files_written += 1
+        return folder / name

@@ -1,0 +1,359 @@
+"""HTTP payloads -> DataFrames and predictions -> JSON: MLflow scoring and Open Inference v2.
+
+Pure functions (no Ray, no FastAPI), so every rule of the contract is unit-tested:
+
+- content type other than JSON (or CSV for MLflow's endpoint) -> 415;
+- body over ``max_body_bytes`` or more than ``max_rows`` rows -> 413;
+- bytes that are not UTF-8 JSON -> 400;
+- JSON of the wrong shape (no format key, two format keys, ragged rows...) -> 422 naming the
+  offending key. Column names and types are checked later against the model's signature
+  (:mod:`raymlops.serving.schema`), because only the replica knows which version answers.
+
+The MLflow shapes follow ``mlflow.pyfunc.scoring_server`` of MLflow 3: exactly one of
+``dataframe_split`` (``{"columns", "data", "index"?}``), ``dataframe_records`` (a list of
+objects), ``instances`` (rows: objects or lists) and ``inputs`` (columns: an object of lists,
+or rows), plus an optional ``params``; the answer is ``{"predictions": [...]}``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raymlops.exceptions import (
+    BadRequestError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+
+__all__ = [
+    "MLFLOW_FORMATS",
+    "Limits",
+    "V2Request",
+    "check_content_length",
+    "check_media_type",
+    "decode_json",
+    "jsonable",
+    "parse_invocations",
+    "parse_v2_infer",
+    "v2_response",
+]
+
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+JSON_TYPES = ("application/json",)
+CSV_TYPE = "text/csv"
+V2_DATATYPES = {
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits; over either one is a 413, checked before any parsing work."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_rows: int = 10_000
+
+
+def check_media_type(content_type: str | None, allowed: tuple[str, ...]) -> str:
+    """The media type if allowed (charset, when given, must be UTF-8), else 415."""
+    if not content_type:
+        raise UnsupportedMediaTypeError(
+            f"missing Content-Type: send one of {list(allowed)}", allowed=list(allowed)
+        )
+    parts = [p.strip() for p in content_type.split(";")]
+    media = parts[0].lower()
+    params = dict(p.partition("=")[::2] for p in parts[1:] if p)
+    charset = params.get("charset", "utf-8").strip('"').lower()
+    if media not in allowed or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaTypeError(
+            f"unsupported Content-Type {content_type!r}: send one of {list(allowed)} (UTF-8)",
+            allowed=list(allowed), got=content_type,
+        )
+    return media
+
+
+def check_content_length(header: str | None, limits: Limits) -> None:
+    """Refuse an announced oversize body before reading it."""
+    if header is None:
+        return
+    try:
+        length = int(header)
+    except ValueError:
+        raise BadRequestError(f"invalid Content-Length {header!r}") from None
+    if length > limits.max_body_bytes:
+        raise PayloadTooLargeError(
+            f"body of {length} bytes is over the limit of {limits.max_body_bytes} bytes",
+            limit=limits.max_body_bytes,
+        )
+
+
+def decode_json(body: bytes, limits: Limits) -> Any:
+    if len(body) > limits.max_body_bytes:
+        raise PayloadTooLargeError(
+            f"body of {len(body)} bytes is over the limit of {limits.max_body_bytes} bytes",
+            limit=limits.max_body_bytes,
+        )
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequestError(f"body is not valid UTF-8 JSON: {exc}") from None
+
+
+def _check_rows(count: int, limits: Limits) -> None:
+    if count > limits.max_rows:
+        raise PayloadTooLargeError(
+            f"{count} rows is over the limit of {limits.max_rows} rows per request",
+            limit=limits.max_rows,
+        )
+    if count == 0:
+        raise ValidationError("the request has no rows", field="inputs")
+
+
+def _rows_frame(rows: Any, key: str, limits: Limits) -> pd.DataFrame:
+    """A list of objects (named) or of lists (positional) or of scalars (one column)."""
+    if not isinstance(rows, list):
+        raise ValidationError(f"{key!r} must be a list of rows, got {type(rows).__name__}",
+                              field=key)
+    _check_rows(len(rows), limits)
+    if all(isinstance(r, dict) for r in rows):
+        return pd.DataFrame.from_records(rows)
+    if all(isinstance(r, list) for r in rows):
+        width = len(rows[0])
+        ragged = next((i for i, r in enumerate(rows) if len(r) != width), None)
+        if ragged is not None:
+            raise ValidationError(f"{key!r}: row {ragged} has {len(rows[ragged])} values, "
+                                  f"row 0 has {width}", field=key, row=ragged)
+        if any(isinstance(v, (list, dict)) for r in rows for v in r):
+            raise ValidationError(f"{key!r}: rows must hold scalars, not nested lists/objects",
+                                  field=key)
+        return pd.DataFrame(rows)
+    if all(not isinstance(r, (list, dict)) for r in rows):
+        return pd.DataFrame({0: rows})
+    raise ValidationError(f"{key!r} mixes objects, lists and scalars", field=key)
+
+
+def _columns_frame(columns: dict[str, Any], key: str, limits: Limits) -> pd.DataFrame:
+    lengths = {}
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            values = [values]
+            columns = {**columns, name: values}
+        if any(isinstance(v, (list, dict)) for v in values):
+            raise ValidationError(f"field {name!r}: values must be scalars", field=name)
+        lengths[name] = len(values)
+    if not lengths:
+        raise ValidationError(f"{key!r} has no columns", field=key)
+    first = next(iter(lengths.values()))
+    _check_rows(first, limits)
+    odd = next((n for n, length in lengths.items() if length != first), None)
+    if odd is not None:
+        raise ValidationError(f"field {odd!r} has {lengths[odd]} values, others have {first}",
+                              field=odd)
+    return pd.DataFrame(columns)
+
+
+def _split_frame(value: Any, limits: Limits) -> pd.DataFrame:
+    key = "dataframe_split"
+    if not isinstance(value, dict):
+        raise ValidationError(f"{key!r} must be an object with 'columns' and 'data'", field=key)
+    unknown = set(value) - {"columns", "data", "index"}
+    if unknown or "data" not in value:
+        raise ValidationError(f"{key!r} must have 'data' and optionally 'columns' and 'index'"
+                              f", got keys {sorted(value)}", field=key)
+    frame = _rows_frame(value["data"], key, limits)
+    columns = value.get("columns")
+    if columns is not None:
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise ValidationError(f"{key!r}: 'columns' must be a list of names", field=key)
+        if len(columns) != len(frame.columns):
+            raise ValidationError(f"{key!r}: {len(columns)} columns but rows have "
+                                  f"{len(frame.columns)} values", field=key)
+        frame.columns = columns
+    return frame
+
+
+def parse_invocations(body: bytes, content_type: str | None, limits: Limits) -> pd.DataFrame:
+    """``POST /models/{name}/invocations`` body -> DataFrame (columns named, or positional)."""
+    media = check_media_type(content_type, (*JSON_TYPES, CSV_TYPE))
+    if media == CSV_TYPE:
+        if len(body) > limits.max_body_bytes:
+            raise PayloadTooLargeError(f"body of {len(body)} bytes is over the limit",
+                                       limit=limits.max_body_bytes)
+        try:
+            frame = pd.read_csv(io.BytesIO(body))
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise BadRequestError(f"body is not valid CSV: {exc}") from None
+        _check_rows(len(frame), limits)
+        return frame
+    payload = decode_json(body, limits)
+    if not isinstance(payload, dict):
+        raise ValidationError(
+            f"the body must be a JSON object with exactly one of {list(MLFLOW_FORMATS)}, got "
+            f"a {type(payload).__name__}", field="body")
+    keys = [k for k in MLFLOW_FORMATS if k in payload]
+    unknown = [k for k in payload if k not in MLFLOW_FORMATS and k != "params"]
+    if len(keys) != 1 or unknown:
+        raise ValidationError(
+            f"the body must have exactly one of {list(MLFLOW_FORMATS)} (and optionally "
+            f"'params'), got keys {sorted(payload)}", field=(unknown or keys or ["body"])[0])
+    if payload.get("params"):
+        raise ValidationError("this model takes no 'params'", field="params")
+    key = keys[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        return _split_frame(value, limits)
+    if key == "inputs" and isinstance(value, dict):
+        return _columns_frame(value, key, limits)
+    return _rows_frame(value, key, limits)
+
+
+# -- Open Inference Protocol (KServe v2) ------------------------------------------------------
+
+
+@dataclass
+class V2Request:
+    """A parsed v2 infer request: the frame, its id and the outputs asked for."""
+
+    frame: pd.DataFrame
+    id: str | None = None
+    outputs: list[str] = field(default_factory=list)
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    out: list[Any] = []
+    for item in data:
+        out.extend(_flatten(item) if isinstance(item, list) else [item])
+    return out
+
+
+def _check_v2_values(name: str, datatype: str, values: list[Any]) -> None:
+    if datatype == "BOOL":
+        ok = lambda v: isinstance(v, bool)  # noqa: E731
+        what = "booleans"
+    elif datatype == "BYTES":
+        ok = lambda v: isinstance(v, str)  # noqa: E731
+        what = "strings"
+    elif datatype.startswith(("INT", "UINT")):
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+        what = "integers"
+    else:
+        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        what = "numbers"
+    bad = next((i for i, v in enumerate(values) if not ok(v)), None)
+    if bad is not None:
+        raise ValidationError(f"input {name!r}: datatype {datatype} needs {what}, element "
+                              f"{bad} is {values[bad]!r}", field=name)
+
+
+def parse_v2_infer(body: bytes, content_type: str | None, limits: Limits) -> V2Request:
+    """``POST /v2/models/{name}/infer`` -> frame: one 1-D tensor per column, or one 2-D tensor."""
+    check_media_type(content_type, JSON_TYPES)
+    payload = decode_json(body, limits)
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise ValidationError("the body must be an object with an 'inputs' list", field="inputs")
+    inputs = payload["inputs"]
+    if not inputs:
+        raise ValidationError("'inputs' is empty", field="inputs")
+    columns: dict[str, Any] = {}
+    rows: int | None = None
+    for item in inputs:
+        if not isinstance(item, dict):
+            raise ValidationError("each input must be an object", field="inputs")
+        name = item.get("name")
+        if isinstance(item.get("parameters"), dict) and "binary_data_size" in item["parameters"]:
+            raise UnsupportedMediaTypeError(
+                f"input {name!r} uses the binary tensor extension, which is not supported: "
+                "send tensors as JSON (tritonclient: binary_data=False)", field=name)
+        missing = [k for k in ("name", "shape", "datatype", "data") if k not in item]
+        if missing or not isinstance(name, str):
+            raise ValidationError(f"input {name!r} lacks {missing or ['name']}",
+                                  field=str(name or "inputs"))
+        datatype, shape = item["datatype"], item["shape"]
+        if datatype not in V2_DATATYPES:
+            raise ValidationError(f"input {name!r}: unknown datatype {datatype!r}", field=name)
+        if (not isinstance(shape, list) or not 1 <= len(shape) <= 2
+                or not all(isinstance(s, int) and s >= 0 for s in shape)):
+            raise ValidationError(f"input {name!r}: shape must be [rows] or [rows, columns]",
+                                  field=name)
+        values = _flatten(item["data"])
+        if shape[0] > limits.max_rows:
+            _check_rows(shape[0], limits)
+        if math.prod(shape) != len(values):
+            raise ValidationError(f"input {name!r}: shape {shape} needs {math.prod(shape)} "
+                                  f"values, got {len(values)}", field=name)
+        _check_v2_values(name, datatype, values)
+        if rows is not None and shape[0] != rows:
+            raise ValidationError(f"input {name!r} has {shape[0]} rows, others {rows}",
+                                  field=name)
+        rows = shape[0]
+        if len(shape) == 2 and shape[1] != 1:
+            if len(inputs) != 1:
+                raise ValidationError(f"input {name!r}: a 2-D tensor must be the only input",
+                                      field=name)
+            frame = pd.DataFrame(np.array(values, dtype=object).reshape(shape).tolist())
+            columns = {}
+            break
+        columns[name] = values
+    else:
+        frame = pd.DataFrame(columns)
+    _check_rows(len(frame), limits)
+    outputs = payload.get("outputs") or []
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and "name" in o
+                                                for o in outputs):
+        raise ValidationError("'outputs' must be a list of objects with a 'name'",
+                              field="outputs")
+    request_id = payload.get("id")
+    return V2Request(frame=frame, id=str(request_id) if request_id is not None else None,
+                     outputs=[str(o["name"]) for o in outputs])
+
+
+def _v2_datatype(array: np.ndarray) -> str:
+    kind = array.dtype.kind
+    if kind == "b":
+        return "BOOL"
+    if kind in "iu":
+        return "INT64"
+    if kind == "f":
+        return "FP64"
+    return "BYTES"
+
+
+def v2_tensor(name: str, values: np.ndarray) -> dict[str, Any]:
+    array = np.asarray(values)
+    return {"name": name, "datatype": _v2_datatype(array), "shape": list(array.shape),
+            "data": jsonable(array.reshape(-1))}
+
+
+def v2_response(model: str, version: int, request_id: str | None,
+                outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model_name": model,
+        "model_version": str(version),
+        "outputs": [v2_tensor(n, a) for n, a in outputs.items()],
+    }
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def jsonable(values: Any) -> list[Any]:
+    """Predictions as JSON values (NaN -> null, NumPy scalars -> Python)."""
+    array = np.asarray(values)
+    if array.ndim > 1:
+        return [jsonable(row) for row in array]
+    if array.dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in array.tolist()]
+    if array.dtype.kind == "M":
+        return [str(v) for v in array.tolist()]
+    return array.tolist()
