@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from raymlops._actor_client import ActorClient
 from raymlops.features.actor import FEATURES_ACTOR
-from raymlops.features.definitions import Entity, FeatureRepo, FeatureView, load_repo
+from raymlops.features.definitions import FeatureRepo, load_repo
+from raymlops.features.retrieval import HistoricalFeatures
 
 __all__ = ["FeatureStoreClient"]
 
@@ -54,6 +55,10 @@ class FeatureStoreClient(ActorClient):
         return self._call("get_online_features", service, entity_rows,
                           _us(now) if now is not None else None)
 
+    def historical_features(self, service: str) -> HistoricalFeatures:
+        """The service resolved once (definitions + offline rows), to join many batches."""
+        return HistoricalFeatures.from_plan(self._call("resolve_service", service))
+
     def get_historical_features(
         self,
         service: str,
@@ -69,31 +74,25 @@ class FeatureStoreClient(ActorClient):
         Both give identical results (tested).
         """
         from raymlops.exceptions import ValidationError
-        from raymlops.features.offline import OfflineStore
-        from raymlops.features.pit import point_in_time_join
 
         if engine not in ("auto", "local", "ray"):
             raise ValidationError(f"engine must be auto, local or ray, not {engine!r}", field="engine")
         use_ray = engine == "ray" or (engine == "auto" and len(entity_df) > distributed_above_rows)
-        plan = self._call("resolve_service", service)
+        features = self.historical_features(service)
+        if not use_ray:
+            return features.join(entity_df, timestamp_column)
+        import ray.data
+
+        from raymlops.features.pit_ray import point_in_time_join_ray
+
         result = entity_df
-        for item in plan["views"]:
-            view = FeatureView.model_validate(item["view"])
-            entity = Entity.model_validate(item["entity"])
-            table = OfflineStore(Path(item["path"]).parent.parent).read(view, entity, item["version"])
-            kwargs = dict(
-                join_keys=list(entity.join_keys), feature_columns=item["features"],
-                entity_timestamp=timestamp_column, feature_timestamp=view.event_timestamp,
-                created_timestamp=view.created_timestamp, ttl=view.ttl, prefix=view.name,
+        for v in features.views:
+            joined = point_in_time_join_ray(
+                ray.data.from_pandas(result), v.rows, join_keys=list(v.entity.join_keys),
+                feature_columns=v.features, entity_timestamp=timestamp_column,
+                feature_timestamp=v.view.event_timestamp,
+                created_timestamp=v.view.created_timestamp, ttl=v.view.ttl, prefix=v.view.name,
             )
-            if use_ray:
-                import ray.data
-
-                from raymlops.features.pit_ray import point_in_time_join_ray
-
-                joined = point_in_time_join_ray(ray.data.from_pandas(result), table.to_pandas(), **kwargs)
-                result = joined.to_pandas()
-                result.index = entity_df.index
-            else:
-                result = point_in_time_join(result, table.to_pandas(), **kwargs)
+            result = joined.to_pandas()
+            result.index = entity_df.index
         return result

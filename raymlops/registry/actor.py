@@ -30,7 +30,7 @@ from raymlops.exceptions import (
     ValidationError,
     VersionNotFoundError,
 )
-from raymlops.registry.formats import ArtifactMeta, verify_digest
+from raymlops.registry.formats import DATA_SCHEMA_FILE, ArtifactMeta, verify_digest
 from raymlops.registry.names import parse_ref, validate_alias, validate_model_name
 from raymlops.registry.records import ARCHIVED_TAG, Lineage, ModelRecord, ModelVersion
 
@@ -221,6 +221,17 @@ class ModelRegistry:
         self._refs.move_to_end(key)
         return self._describe(mv), [self._refs[key]]
 
+    async def data_schema(self, name: str, ref: int | str) -> dict[str, Any] | None:
+        """The validation schema of the training data recorded with the version (or None)."""
+        import json
+
+        mv = self._resolve(name, ref)
+        if not mv.meta.data_schema_sha256:
+            return None
+        data = await asyncio.to_thread(self.store.read_file, mv.source, DATA_SCHEMA_FILE)
+        verify_digest(data, mv.meta.data_schema_sha256, where=f"{mv.source}/{DATA_SCHEMA_FILE}")
+        return json.loads(data)
+
     async def _read_verified(self, mv: ModelVersion) -> bytes:
         data = await asyncio.to_thread(self.store.read_artifact, mv.source, mv.meta)
         verify_digest(data, mv.meta.sha256, where=mv.source)
@@ -238,12 +249,18 @@ class ModelRegistry:
         idempotency_key: str | None = None,
         description: str = "",
         aliases: list[str] | None = None,
+        data_schema: bytes | None = None,
     ) -> dict[str, Any]:
         validate_model_name(name)
         for alias in aliases or []:
             validate_alias(alias)
         artifact = ArtifactMeta(**meta)
         verify_digest(data, artifact.sha256, where="the registration request")
+        if (data_schema is None) != (artifact.data_schema_sha256 is None):
+            raise ValidationError("data_schema and meta.data_schema_sha256 go together", field="data_schema")
+        if data_schema is not None:
+            verify_digest(data_schema, artifact.data_schema_sha256 or "", where="the data schema")
+        extras = {DATA_SCHEMA_FILE: data_schema} if data_schema is not None else None
         bad_tags = [k for k in (tags or {}) if k.startswith("raymlops.")]
         if bad_tags:
             raise ValidationError(f"tags starting with 'raymlops.' are reserved: {bad_tags}", field="tags")
@@ -266,7 +283,7 @@ class ModelRegistry:
             if known is None:
                 if lin.parent_version is not None and name in self.models:
                     self._resolve(name, lin.parent_version)
-                source = await self._write(self.store.write_artifact, name, data, artifact)
+                source = await self._write(self.store.write_artifact, name, data, artifact, extras)
                 mv = await self._write(
                     self.store.create_version, name, source, artifact, lin, dict(tags or {}),
                     idempotency_key, description,

@@ -7,6 +7,7 @@ and the actor only ever handles bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -94,11 +95,19 @@ class RegistryClient(ActorClient):
         init_kwargs: dict[str, Any] | None = None,
         task: str | None = None,
         allow_pickle: bool = False,
+        feature_service: str | None = None,
+        entity_timestamp: str | None = None,
+        training_data: pd.DataFrame | None = None,
+        data_schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Register a fitted scikit-learn / torch model (or, with allow_pickle, anything).
 
         With an input example the signature is inferred (or, if given, checked against it).
         A retried call with the same ``idempotency_key`` returns the same version.
+        ``feature_service`` (+ ``entity_timestamp``, the entity rows' "as of" column) binds the
+        model to the feature store: batch and online prediction then take entity keys and
+        fetch the rest. ``training_data`` (or a ready ``data_schema``) stores the validation
+        schema of the training data with the version, for ``validate`` later.
         """
         validate_model_name(name)
         if input_example is not None and not isinstance(input_example, pd.DataFrame):
@@ -113,9 +122,17 @@ class RegistryClient(ActorClient):
             model, init_kwargs=init_kwargs, task=task, feature_names=names, signature=sig,
             allow_pickle=allow_pickle,
         )
+        if entity_timestamp and not feature_service:
+            raise ValidationError("entity_timestamp only makes sense with a feature_service",
+                                  field="entity_timestamp")
+        schema_bytes = _schema_bytes(training_data, data_schema)
+        meta = dataclasses.replace(
+            meta, feature_service=feature_service, entity_timestamp=entity_timestamp,
+            data_schema_sha256=digest(schema_bytes) if schema_bytes is not None else None,
+        )
         return self._call(
             "register", name, data, meta.__dict__, lineage_dict(lineage), dict(tags or {}),
-            idempotency_key, description, list(aliases),
+            idempotency_key, description, list(aliases), schema_bytes,
         )
 
     def register_run(
@@ -200,6 +217,10 @@ class RegistryClient(ActorClient):
     def search(self, **kwargs: Any) -> list[dict[str, Any]]:
         return self._call("search", **kwargs)
 
+    def data_schema(self, name: str, ref: int | str = "champion") -> dict[str, Any] | None:
+        """The training data's validation schema stored with the version (None if none was)."""
+        return self._call("data_schema", name, ref)
+
     def load(self, name: str, ref: int | str = "champion") -> Predictor:
         """A ready predictor; bytes come from the object store (put there once by the actor)."""
         import ray
@@ -215,6 +236,24 @@ class RegistryClient(ActorClient):
         watch = AliasWatch(self, name, alias, callback, poll_s)
         watch.start()
         return watch
+
+
+def _schema_bytes(training_data: pd.DataFrame | None, data_schema: dict[str, Any] | None) -> bytes | None:
+    import json
+
+    from raymlops.monitoring.validation import infer_schema
+
+    if training_data is not None and data_schema is not None:
+        raise ValidationError("pass training_data or data_schema, not both", field="data_schema")
+    if training_data is not None:
+        if not isinstance(training_data, pd.DataFrame) or training_data.empty:
+            raise ValidationError("training_data must be a non-empty pandas DataFrame", field="training_data")
+        data_schema = infer_schema(training_data)
+    if data_schema is None:
+        return None
+    if not isinstance(data_schema, dict) or not isinstance(data_schema.get("columns"), dict):
+        raise ValidationError("data_schema must be a dict with a 'columns' mapping", field="data_schema")
+    return json.dumps(data_schema, sort_keys=True).encode()
 
 
 def predictor_from(info: dict[str, Any], data: bytes, settings: Settings) -> Predictor:

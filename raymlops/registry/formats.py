@@ -28,6 +28,7 @@ from raymlops.exceptions import SchemaMismatchError, UnsafeArtifactError, Valida
 
 __all__ = [
     "DATA_FILES",
+    "DATA_SCHEMA_FILE",
     "ArtifactMeta",
     "Predictor",
     "deserialize",
@@ -39,6 +40,7 @@ __all__ = [
 Flavor = Literal["sklearn", "torch", "python"]
 Format = Literal["skops", "torch_state_dict", "pickle"]
 
+DATA_SCHEMA_FILE = "data_schema.json"
 DATA_FILES: dict[str, str] = {
     "skops": "model.skops",
     "torch_state_dict": "state_dict.pt",
@@ -61,6 +63,14 @@ class ArtifactMeta:
     init_kwargs: dict[str, Any] = field(default_factory=dict)
     feature_names: list[str] | None = None
     signature: dict[str, Any] | None = None  # MLflow ModelSignature.to_dict()
+    # A model trained on feature-store features: the FeatureService whose point-in-time
+    # (batch) or online (serving) values it takes, and the entity-row column that gives the
+    # "as of" time for point-in-time joins. Callers then send entity keys, not features.
+    feature_service: str | None = None
+    entity_timestamp: str | None = None
+    # sha256 of the training data's validation schema (``data_schema.json`` next to the
+    # model), so the schema checked later is the one recorded at registration.
+    data_schema_sha256: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

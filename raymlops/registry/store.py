@@ -65,8 +65,11 @@ class RegistryStore:
 
     # -- bytes ------------------------------------------------------------------------------
 
-    def write_artifact(self, name: str, data: bytes, meta: ArtifactMeta) -> str:
-        """Write bytes + meta to a fresh folder in the artifact store; returns its URI."""
+    def write_artifact(
+        self, name: str, data: bytes, meta: ArtifactMeta, extras: dict[str, bytes] | None = None
+    ) -> str:
+        """Write bytes + meta (+ extra files such as the data schema) to a fresh folder in the
+        artifact store; returns its URI."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         folder = f"{meta.sha256[:16]}-{uuid.uuid4().hex[:8]}"
@@ -78,12 +81,17 @@ class RegistryStore:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / DATA_FILES[meta.format]).write_bytes(data)
             (Path(tmp) / META_FILE).write_text(meta.to_json())
+            for filename, payload in (extras or {}).items():
+                (Path(tmp) / filename).write_bytes(payload)
             get_artifact_repository(uri).log_artifacts(tmp)
         return uri
 
     def read_artifact(self, source: str, meta: ArtifactMeta) -> bytes:
+        return self.read_file(source, DATA_FILES[meta.format])
+
+    def read_file(self, source: str, filename: str) -> bytes:
+        """One file of a version's artifact folder (local path or any MLflow artifact URI)."""
         local = _local_path(source)
-        filename = DATA_FILES[meta.format]
         if local is not None:
             path = local / filename
             if not path.is_file():

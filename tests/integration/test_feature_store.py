@@ -53,7 +53,8 @@ def fs(platform) -> FeatureStoreClient:
 def test_apply_ingest_materialize_and_read_online(fs) -> None:
     s = uuid.uuid4().hex[:6]
     changes = fs.apply(_repo(s))
-    assert {c["action"] for c in changes} <= {"created", "unchanged"}
+    # The shared "origin" entity may already exist (other modules apply the flights repo).
+    assert {c["action"] for c in changes if c["name"] != "origin"} == {"created"}
     rows = _rows(24)
     assert fs.ingest(f"weather_{s}", rows) == 72
     report = fs.materialize(end=dt.datetime(2013, 1, 2, tzinfo=UTC), views=[f"weather_{s}"])

@@ -1,0 +1,274 @@
+"""Batch prediction on Ray Data: input files -> (features) -> model actors -> Parquet.
+
+The pipeline is one Ray Dataset: the planned input units (see ``batch_input``) go to a pool
+of scoring actors (``map_batches`` with a callable class). Each actor maps the model bytes
+from the object store once (the registry actor put them there; nothing is re-read from the
+artifact store per worker), and for a model bound to a FeatureService it also maps the
+service's offline rows once, so every unit is read, joined point-in-time and predicted in
+the same process with no data crossing the object store except the predictions.
+
+Exactly once: ids are fixed before anything runs, Ray Data retries a unit whose actor died
+on a restarted actor, output goes to a staging folder, and the job checks that every id
+appears exactly once before it moves the folder into place. A failed job publishes nothing.
+The version is resolved once, at the start, so every row is scored by the same version
+even if the alias moves mid-job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raymlops.config import Settings
+from raymlops.exceptions import ConflictError, RaymlopsError, SchemaMismatchError, ValidationError
+from raymlops.serving.batch_input import ROW_ID, plan_units, read_unit
+
+__all__ = ["BatchResult", "batch_predict", "score_frame"]
+
+MANIFEST = "_manifest.json"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch job did: the version used, rows in and out, where, how long."""
+
+    model: str
+    version: int
+    rows: int
+    output: str
+    seconds: float
+    units: int
+    feature_service: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("nan")
+
+
+def score_frame(predictor: Any, frame: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
+    """Predictions for ``frame``: row id, kept columns, prediction, score, model, version.
+
+    ``score`` is the probability of the positive class for a binary classifier, of the
+    predicted class for a multi-class one, and absent (NaN) for a regressor.
+    """
+    out = frame[[ROW_ID, *keep]].reset_index(drop=True)
+    task = predictor.meta.task
+    if task == "classification":
+        proba = predictor.predict_proba(frame)
+        if proba.shape[1] == 2:
+            score = proba[:, 1]
+            classes = getattr(predictor.model, "classes_", np.array([0, 1]))
+            prediction = np.asarray(classes)[(score >= 0.5).astype(int)]
+        else:
+            prediction = predictor.predict(frame)
+            score = proba.max(axis=1)
+    else:
+        prediction = predictor.predict(frame)
+        score = np.full(len(frame), np.nan)
+    out["prediction"] = np.asarray(prediction)
+    out["score"] = np.asarray(score, dtype=np.float64)
+    out["model_name"] = predictor.name
+    out["model_version"] = np.int64(predictor.version)
+    return out
+
+
+class _Scorer:
+    """One pool actor: model and feature rows mapped once, then unit after unit."""
+
+    def __init__(
+        self, info: dict[str, Any], model_bytes: Any, features: Any,
+        settings: dict[str, Any], keep: list[str], timestamp_column: str | None,
+        columns: list[str] | None,
+    ) -> None:
+        import ray
+
+        from raymlops.config import load_settings
+        from raymlops.registry.client import predictor_from
+
+        # Ray Data hands constructor args through unresolved: map the object-store copies.
+        if isinstance(model_bytes, ray.ObjectRef):
+            model_bytes = ray.get(model_bytes)
+        if isinstance(features, ray.ObjectRef):
+            features = ray.get(features)
+        self.predictor = predictor_from(info, model_bytes, load_settings(**settings))
+        self.features = features
+        self.keep = keep
+        self.timestamp_column = timestamp_column
+        self.columns = columns
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pd.DataFrame:
+        parts = []
+        for i in range(len(batch["path"])):
+            unit = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()}
+            if unit["row_group"] is not None and unit["row_group"] != unit["row_group"]:  # NaN
+                unit["row_group"] = None
+            frame = read_unit(unit, self.columns)
+            if self.features is not None:
+                frame = self.features.join(frame, self.timestamp_column)
+            parts.append(score_frame(self.predictor, frame, self.keep))
+        return pd.concat(parts, ignore_index=True)
+
+
+def _publish(staging: Path, output: Path, overwrite: bool) -> None:
+    """Move the finished staging folder into place (a rename: readers never see half)."""
+    if output.exists():
+        if not overwrite:
+            raise ConflictError(f"output {output} exists; pass overwrite to replace it", path=str(output))
+        trash = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(output, trash)
+        os.replace(staging, output)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, output)
+
+
+def _verify_exactly_once(staging: Path, expected_rows: int) -> None:
+    import pyarrow.dataset as pads
+
+    ids = pads.dataset(staging, format="parquet").to_table(columns=[ROW_ID])[ROW_ID].to_numpy()
+    unique = np.unique(ids)
+    if len(ids) != expected_rows or len(unique) != expected_rows or (
+        expected_rows and (unique[0] != 0 or unique[-1] != expected_rows - 1)
+    ):
+        raise RaymlopsError(
+            f"batch output failed the exactly-once check: {len(ids)} rows, {len(unique)} distinct "
+            f"ids, expected ids 0..{expected_rows - 1} once each; nothing was published"
+        )
+
+
+def _split_ref(model: str, ref: int | str | None) -> tuple[str, int | str]:
+    if ref is None and "@" in model:
+        model, _, ref = model.partition("@")
+    return model, ref if ref not in (None, "") else "champion"
+
+
+def batch_predict(
+    model: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    ref: int | str | None = None,
+    settings: Settings | None = None,
+    keep_columns: list[str] | tuple[str, ...] = (),
+    workers: int | None = None,
+    rows_per_unit: int = 100_000,
+    cpus_per_worker: float = 0.5,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> BatchResult:
+    """Score every row of ``input_path`` with ``model`` (``NAME``, ``NAME@ALIAS`` or ``ref``).
+
+    Writes Parquet under ``output_path`` with ``row_id`` (0-based position in the input, files
+    in path order), ``keep_columns``, ``prediction``, ``score``, ``model_name`` and
+    ``model_version``, plus ``_manifest.json``. Needs a connected platform (``raymlops.init``).
+    """
+    import ray
+
+    from raymlops.cluster import init
+    from raymlops.features.client import FeatureStoreClient
+    from raymlops.registry.client import RegistryClient
+
+    started = time.perf_counter()
+    settings = init(settings, start=False).settings
+    name, version_ref = _split_ref(model, ref)
+    output = Path(output_path).resolve()
+    if output.exists() and not overwrite:
+        raise ConflictError(f"output {output} exists; pass overwrite to replace it", path=str(output))
+    units = plan_units(input_path, rows_per_unit)
+    total = sum(u.rows for u in units)
+
+    registry = RegistryClient.connect(settings)
+    info, (model_ref,) = registry._call("model_ref", name, version_ref)
+    meta = info["meta"]
+    service, ts_col = meta.get("feature_service"), meta.get("entity_timestamp")
+    features_ref = None
+    columns = None
+    if service:
+        features = FeatureStoreClient.connect(settings).historical_features(service)
+        features_ref = ray.put(features)
+        needed = [*features.join_keys, ts_col or "event_timestamp"]
+        if meta.get("feature_names"):
+            own = set(features.output_columns)
+            needed += [c for c in meta["feature_names"] if c not in own]
+        columns = list(dict.fromkeys([*needed, *keep_columns]))
+        ts_col = ts_col or "event_timestamp"
+    _check_columns(units[0], columns or list(keep_columns))
+
+    cluster_cpus = ray.cluster_resources().get("CPU", 1.0)
+    workers = workers or max(1, min(len(units), int(cluster_cpus // cpus_per_worker) - 1, int(cluster_cpus)))
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = show_progress
+    staging = output.with_name(f".{output.name}.staging-{uuid.uuid4().hex[:8]}")
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ds = ray.data.from_items([u.to_dict() for u in units], override_num_blocks=len(units))
+        scored = ds.map_batches(
+            _Scorer,
+            fn_constructor_args=(info, model_ref, features_ref, _settings_dict(settings),
+                                 list(keep_columns), ts_col, columns),
+            batch_size=1, batch_format="numpy", concurrency=workers, num_cpus=cpus_per_worker,
+        )
+        scored.write_parquet(str(staging), ray_remote_args={"num_cpus": 0.1})
+        _verify_exactly_once(staging, total)
+        seconds = time.perf_counter() - started
+        result = BatchResult(name, int(info["version"]), total, str(output), seconds, len(units), service)
+        (staging / MANIFEST).write_text(json.dumps(
+            {**result.to_dict(), "input": str(Path(input_path).resolve()),
+             "keep_columns": list(keep_columns), "finished_at": time.time()}, indent=2))
+        _publish(staging, output, overwrite)
+        return result
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        cause = _user_error(exc)
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def _settings_dict(settings: Settings) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.model_dump().items()}
+
+
+def _check_columns(unit: Any, needed: list[str]) -> None:
+    """Refuse input without the columns the model needs before starting any worker."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if unit.fmt == "parquet":
+        names = pq.ParquetFile(unit.path).schema_arrow.names
+    else:
+        names = pacsv.open_csv(unit.path).schema.names
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise SchemaMismatchError(f"the input lacks columns {missing} that the model needs",
+                                  missing=missing)
+
+
+def _user_error(exc: BaseException) -> RaymlopsError | None:
+    """A typed error raised inside a worker (bad input, schema) surfaces as itself."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RaymlopsError):
+            return seen
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__
+    return None
+
+
+def validate_keep(keep: str | None) -> list[str]:
+    cols = [c.strip() for c in (keep or "").split(",") if c.strip()]
+    if ROW_ID in cols:
+        raise ValidationError(f"{ROW_ID} is always in the output; do not keep it", field="keep")
+    return cols

@@ -1,0 +1,149 @@
+"""Batch prediction on the shared cluster: flights with point-in-time weather, exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raymlops.datasets.flights import load_flights, month_slice
+from raymlops.exceptions import ConflictError, SchemaMismatchError
+from raymlops.registry.client import RegistryClient
+from raymlops.serving.batch import batch_predict
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+MODEL = "batch-delay"
+RAW = ["origin", "tailnum", "sched_dep_ts", "hour", "distance", "carrier"]
+OWN = ["hour", "distance"]
+
+
+def _month(month: int) -> pd.DataFrame:
+    table = month_slice(load_flights(), month)
+    frame = table.select([*RAW, "delayed"]).to_pandas()
+    return frame.dropna(subset=["delayed"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def registry(platform) -> RegistryClient:
+    return RegistryClient.connect(platform.settings)
+
+
+@pytest.fixture(scope="module")
+def delay_model(flights_features, registry):
+    """A model of delay > 15 min on flight fields + point-in-time weather and plane features."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    train = flights_features.get_historical_features("delay_model", _month(1), "sched_dep_ts", engine="local")
+    features = OWN + [c for c in train.columns if "__" in c]
+    X, y = train[features], train["delayed"].astype(int)
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    info = registry.register(
+        MODEL, model, input_example=X.head(5), feature_service="delay_model",
+        entity_timestamp="sched_dep_ts", training_data=X, aliases=["champion"],
+    )
+    return model, features, info
+
+
+def _write_input(path: Path, frame: pd.DataFrame, row_group_size: int) -> Path:
+    path.mkdir(parents=True)
+    half = len(frame) // 2
+    for i, part in enumerate((frame.iloc[:half], frame.iloc[half:])):
+        pq.write_table(pa.Table.from_pandas(part[RAW], preserve_index=False),
+                       path / f"part-{i}.parquet", row_group_size=row_group_size)
+    return path
+
+
+def test_batch_scores_with_point_in_time_features_like_the_model_in_process(
+    delay_model, flights_features, tmp_path: Path
+) -> None:
+    model, features, info = delay_model
+    feb = _month(2)
+    src = _write_input(tmp_path / "in", feb, row_group_size=4000)
+    result = batch_predict(f"{MODEL}@champion", src, tmp_path / "out", keep_columns=["origin"],
+                           show_progress=False)
+    assert result.version == info["version"] and result.rows == len(feb)
+    assert result.feature_service == "delay_model"
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id").reset_index(drop=True)
+    assert out["row_id"].tolist() == list(range(len(feb)))
+    assert set(out["model_version"]) == {info["version"]} and set(out["model_name"]) == {MODEL}
+    assert (out["origin"] == feb["origin"]).all()
+    # Same rows, same point-in-time features, same model -> the same probabilities.
+    expected = model.predict_proba(
+        flights_features.get_historical_features("delay_model", feb, "sched_dep_ts", engine="local")[features]
+    )[:, 1]
+    np.testing.assert_allclose(out["score"].to_numpy(), expected, rtol=0, atol=1e-12)
+    assert ((out["score"] >= 0.5).astype(int) == out["prediction"]).all()
+    manifest = (tmp_path / "out" / "_manifest.json").read_text()
+    assert f'"version": {info["version"]}' in manifest
+
+
+def test_existing_output_is_refused_and_missing_columns_fail_before_any_work(delay_model, tmp_path: Path) -> None:
+    feb = _month(2).head(500)
+    src = _write_input(tmp_path / "in", feb, row_group_size=1000)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ConflictError):
+        batch_predict(MODEL, src, tmp_path / "out", show_progress=False)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pq.write_table(pa.Table.from_pandas(feb[["origin", "hour"]]), bad / "x.parquet")
+    with pytest.raises(SchemaMismatchError, match="tailnum"):
+        batch_predict(MODEL, bad, tmp_path / "out2", show_progress=False)
+    assert not (tmp_path / "out2").exists()
+    assert not any(p.name.startswith(".out2") for p in tmp_path.iterdir())  # no staging left
+
+
+def test_every_row_appears_once_when_a_scoring_worker_is_killed_mid_job(delay_model, tmp_path: Path) -> None:
+    import psutil
+
+    feb = pd.concat([_month(2), _month(3)], ignore_index=True)
+    src = _write_input(tmp_path / "in", feb, row_group_size=1500)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = batch_predict(MODEL, src, tmp_path / "out", workers=2,
+                                              rows_per_unit=1500, show_progress=False)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = exc
+
+    job = threading.Thread(target=run)
+    job.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and job.is_alive() and time.monotonic() < deadline:
+        staging = [p for p in tmp_path.iterdir() if p.name.startswith(".out.staging")]
+        written = [f for s in staging for f in s.glob("*.parquet")]
+        # Ray titles an actor's process "ray::<Class>.<method>"; the pool's are MapWorker(_Scorer).
+        scorers = [p for p in psutil.process_iter(["pid", "cmdline"])
+                   if "_Scorer" in " ".join(p.info["cmdline"] or [])]
+        if written and scorers:
+            killed = scorers[0].info["pid"]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    still_running_after_kill = job.is_alive()
+    job.join(timeout=240)
+    assert killed is not None and still_running_after_kill, "the kill did not land mid-job"
+    assert "error" not in outcome, outcome.get("error")
+    out = pd.read_parquet(tmp_path / "out", columns=["row_id"])
+    assert len(out) == len(feb)
+    assert sorted(out["row_id"]) == list(range(len(feb)))
+
+
+def test_the_training_data_schema_is_stored_with_the_version(delay_model, registry) -> None:
+    from raymlops.monitoring.validation import validate
+
+    _, features, info = delay_model
+    schema = registry.data_schema(MODEL, info["version"])
+    assert set(schema["columns"]) == set(features)
+    assert schema["columns"]["weather__temp"]["kind"] == "numeric"
+    july = pd.DataFrame({"hour": [5, 30], "distance": [100, 200]})
+    kinds = {(v.column, v.kind) for v in validate(july, schema)}
+    assert ("hour", "out_of_range") in kinds and ("weather__temp", "missing_column") in kinds
