@@ -59,7 +59,9 @@ class LoadedVersion:
             return validate_frame(frame, self.schema)
         checked = validate_frame(frame, self.request_schema)
         enriched = self.enrichment.enrich(checked)
-        full = validate_frame(enriched, self.schema, passthrough=list(self.enrichment.keys),
+        # keys and service features the model does not take ride along, then are dropped
+        full = validate_frame(enriched, self.schema,
+                              passthrough=[*self.enrichment.keys, *self.enrichment.columns],
                               allow_null=self.enrichment.columns)
         return full[self.schema.names] if self.schema is not None else full
 

@@ -93,7 +93,8 @@ class FakeCache:
         self.stopped = False
 
     def get(self, rows: list[dict]) -> dict:
-        return {"rows": [{**r, "weather__temp": self.values.get(r["origin"])} for r in rows],
+        return {"rows": [{**r, "weather__temp": self.values.get(r["origin"]), "weather__visib": 1.0}
+                         for r in rows],
                 "expired": [[] for _ in rows]}
 
     def stop(self) -> None:
@@ -103,7 +104,7 @@ class FakeCache:
 def test_enrichment_takes_keys_and_request_fields_only(predictor: Predictor) -> None:
     plan = {"service": "delay", "views": [{"view": {"name": "weather"},
                                            "entity": {"join_keys": {"origin": "string"}},
-                                           "features": ["temp"]}]}
+                                           "features": ["temp", "visib"]}]}
     cache = FakeCache({"JFK": 30.0, "EWR": 70.0})
     state = LoadedVersion.of(predictor, Enrichment.from_plan(plan, cache))
     assert state.request_schema.names == ["hour", "origin"]
