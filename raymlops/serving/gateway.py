@@ -34,6 +34,12 @@ api = FastAPI(
 )
 
 
+def v2_error(body: dict[str, Any]) -> dict[str, Any]:
+    """The v2 protocol's error shape (``{"error": message}``, what tritonclient shows) on top of
+    ours (``detail``, ``context``; the class moves to ``error_type``)."""
+    return {**body, "error": body.get("detail", ""), "error_type": body.get("error")}
+
+
 def app_name(model: str) -> str:
     """The Serve application serving ``model`` (one per model)."""
     return f"{APP_PREFIX}{model}"
@@ -78,7 +84,7 @@ class Gateway:
             return JSONResponse(await ingress.v2_metadata.remote())
         except Exception as exc:  # noqa: BLE001
             status, body = error_body(exc)
-            return JSONResponse(body, status_code=status)
+            return JSONResponse(v2_error(body), status_code=status)
 
     @api.get("/models/{model}/ready", summary="Model readiness")
     async def model_ready(self, model: str) -> JSONResponse:
@@ -87,7 +93,7 @@ class Gateway:
             await ingress.ready.remote()
         except Exception as exc:  # noqa: BLE001
             status, body = error_body(exc)
-            return JSONResponse(body, status_code=status)
+            return JSONResponse(v2_error(body), status_code=status)
         return JSONResponse({"name": model, "ready": True})
 
     @api.post("/models/{model}/infer", summary="Inference (JSON tensors)", response_model=None)
@@ -96,10 +102,13 @@ class Gateway:
             ingress = await self._ingress(model)
             status, body, headers = await ingress.v2_infer.remote(
                 await request.body(), request.headers.get("content-type"),
-                request.headers.get("content-length"))
+                request.headers.get("content-length"),
+                request.headers.get("inference-header-content-length"))
         except Exception as exc:  # noqa: BLE001
             status, body = error_body(exc)
             headers = {}
+        if status >= 400:
+            body = v2_error(body)
         return Response(json.dumps(body), status_code=status, headers=headers,
                         media_type="application/json")
 

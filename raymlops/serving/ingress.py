@@ -155,14 +155,19 @@ class ModelIngress:
 
     # -- Open Inference Protocol, called by the /v2 gateway through a handle ----------------
 
-    async def v2_infer(self, body: bytes, content_type: str | None,
-                       content_length: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """(status, JSON body, headers) of ``POST /v2/models/{name}/infer``."""
+    async def v2_infer(self, body: bytes, content_type: str | None, content_length: str | None,
+                       header_length: str | None = None,
+                       ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON body, headers) of ``POST /v2/models/{name}/infer``.
+
+        ``header_length`` is ``Inference-Header-Content-Length`` (binary tensor extension).
+        Answers are always JSON tensors, which clients accept whatever they asked for.
+        """
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         try:
             check_content_length(content_length, self.limits)
-            parsed = parse_v2_infer(body, content_type, self.limits)
+            parsed = parse_v2_infer(body, content_type, self.limits, header_length)
             request_id = parsed.id or request_id
             unknown = [o for o in parsed.outputs if o not in ("predict", "predict_proba")]
             if unknown:

@@ -256,25 +256,94 @@ def _check_v2_values(name: str, datatype: str, values: list[Any]) -> None:
                               f"{bad} is {values[bad]!r}", field=name)
 
 
-def parse_v2_infer(body: bytes, content_type: str | None, limits: Limits) -> V2Request:
-    """``POST /v2/models/{name}/infer`` -> frame: one 1-D tensor per column, or one 2-D tensor."""
-    check_media_type(content_type, JSON_TYPES)
+_NUMPY_OF = {
+    "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+}
+
+
+def _decode_binary(name: str, datatype: str, raw: bytes) -> list[Any]:
+    """One tensor of the binary data extension -> flat values (BYTES: 4-byte length prefixes)."""
+    if datatype != "BYTES":
+        dtype = np.dtype(_NUMPY_OF.get(datatype, "<f8"))
+        if len(raw) % dtype.itemsize:
+            raise ValidationError(f"input {name!r}: {len(raw)} bytes is not a whole number of "
+                                  f"{datatype} values", field=name)
+        return np.frombuffer(raw, dtype=dtype).tolist()
+    values, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise ValidationError(f"input {name!r}: truncated BYTES element", field=name)
+        size = int.from_bytes(raw[pos:pos + 4], "little")
+        chunk = raw[pos + 4:pos + 4 + size]
+        if len(chunk) != size:
+            raise ValidationError(f"input {name!r}: truncated BYTES element", field=name)
+        try:
+            values.append(chunk.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValidationError(f"input {name!r}: BYTES element is not UTF-8", field=name) from None
+        pos += 4 + size
+    return values
+
+
+def _attach_binary(inputs: list[Any], binary: bytes) -> None:
+    """Fill ``data`` of inputs sent with ``binary_data_size`` from the bytes after the JSON."""
+    pos = 0
+    for item in inputs:
+        params = item.get("parameters") if isinstance(item, dict) else None
+        if not isinstance(params, dict) or "binary_data_size" not in params:
+            continue
+        size = params["binary_data_size"]
+        name = str(item.get("name"))
+        if not isinstance(size, int) or size < 0 or pos + size > len(binary):
+            raise ValidationError(f"input {name!r}: binary_data_size {size!r} does not match "
+                                  "the bytes sent", field=name)
+        item["data"] = _decode_binary(name, str(item.get("datatype")), binary[pos:pos + size])
+        pos += size
+    if pos != len(binary):
+        raise BadRequestError(f"{len(binary) - pos} bytes after the tensors are not claimed by "
+                              "any input's binary_data_size")
+
+
+def parse_v2_infer(body: bytes, content_type: str | None, limits: Limits,
+                   header_length: str | None = None) -> V2Request:
+    """``POST /v2/models/{name}/infer`` -> frame: one 1-D tensor per column, or one 2-D tensor.
+
+    JSON tensors, or the binary data extension (what tritonclient sends by default): a JSON
+    header of ``Inference-Header-Content-Length`` bytes followed by the raw tensors. A missing
+    Content-Type means JSON, as the protocol has it (tritonclient sends none).
+    """
+    binary = b""
+    if header_length is not None:
+        if content_type:
+            check_media_type(content_type, (*JSON_TYPES, "application/octet-stream"))
+        try:
+            split = int(header_length)
+        except ValueError:
+            raise BadRequestError(f"invalid Inference-Header-Content-Length {header_length!r}")
+        if not 0 < split <= len(body):
+            raise BadRequestError(f"Inference-Header-Content-Length {split} does not fit a "
+                                  f"body of {len(body)} bytes")
+        body, binary = body[:split], body[split:]
+        if len(binary) > limits.max_body_bytes:
+            raise PayloadTooLargeError(f"body is over the limit of {limits.max_body_bytes} bytes",
+                                       limit=limits.max_body_bytes)
+    elif content_type:
+        check_media_type(content_type, JSON_TYPES)
     payload = decode_json(body, limits)
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise ValidationError("the body must be an object with an 'inputs' list", field="inputs")
     inputs = payload["inputs"]
     if not inputs:
         raise ValidationError("'inputs' is empty", field="inputs")
+    _attach_binary(inputs, binary)
     columns: dict[str, Any] = {}
     rows: int | None = None
     for item in inputs:
         if not isinstance(item, dict):
             raise ValidationError("each input must be an object", field="inputs")
         name = item.get("name")
-        if isinstance(item.get("parameters"), dict) and "binary_data_size" in item["parameters"]:
-            raise UnsupportedMediaTypeError(
-                f"input {name!r} uses the binary tensor extension, which is not supported: "
-                "send tensors as JSON (tritonclient: binary_data=False)", field=name)
         missing = [k for k in ("name", "shape", "datatype", "data") if k not in item]
         if missing or not isinstance(name, str):
             raise ValidationError(f"input {name!r} lacks {missing or ['name']}",

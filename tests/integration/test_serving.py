@@ -146,7 +146,8 @@ def test_open_inference_protocol_v2(served) -> None:
     r = http.post(f"/v2/models/{NAME}/infer", json=bad)
     assert r.status_code == 422 and r.json()["context"]["field"] == "temp"
     r = http.post("/v2/models/no-such-model/infer", json=request)
-    assert r.status_code == 404 and r.json()["error"] == "ModelNotFoundError"
+    assert r.status_code == 404 and r.json()["error_type"] == "ModelNotFoundError"
+    assert NAME not in r.json()["error"] and "no-such-model" in r.json()["error"]
 
 
 def test_openapi_docs(served) -> None:
@@ -189,3 +190,44 @@ def test_prediction_log_and_metrics(served) -> None:
     counts = ingress.stats.remote().result(timeout_s=30)
     assert counts["status_200"] >= 5 and counts["errors"] >= 1
     assert model.stats.remote().result(timeout_s=30)["metrics"]["batches"] >= 5
+
+
+def test_mlflows_own_scoring_client(served) -> None:
+    """MLflow's ScoringServerClient, pointed at the model's prefix, pings and predicts."""
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    settings = served["settings"]
+    client = ScoringServerClient("127.0.0.1", f"{settings.serve_port}/models/{NAME}")
+    client.wait_server_ready(timeout=30)
+    response = client.invoke(ROWS)
+    assert list(response.get_predictions(predictions_format="ndarray")) == expected(ROWS)
+    with pytest.raises(Exception, match="error code 422"):
+        client.invoke(ROWS.rename(columns={"temp": "temperature"}))
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary_tensors", "json_tensors"])
+def test_tritonclient_http(served, binary: bool) -> None:
+    """tritonclient's HTTP client: health, metadata and infer, binary extension included."""
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{served['settings'].serve_port}")
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready(NAME)
+    meta = client.get_model_metadata(NAME)
+    assert meta["versions"] == [str(served["version"])]
+    temp = triton.InferInput("temp", [3], "FP64")
+    temp.set_data_from_numpy(ROWS["temp"].to_numpy(), binary_data=binary)
+    hour = triton.InferInput("hour", [3], "INT64")
+    hour.set_data_from_numpy(ROWS["hour"].to_numpy(dtype=np.int64), binary_data=binary)
+    result = client.infer(NAME, [temp, hour], outputs=[
+        triton.InferRequestedOutput("predict", binary_data=binary),
+        triton.InferRequestedOutput("predict_proba", binary_data=binary)])
+    assert result.as_numpy("predict").tolist() == expected(ROWS)
+    assert result.as_numpy("predict_proba").shape == (3, 2)
+    assert result.get_response()["model_version"] == str(served["version"])
+    wrong = triton.InferInput("temp", [3], "FP64")
+    wrong.set_data_from_numpy(ROWS["temp"].to_numpy(), binary_data=binary)
+    with pytest.raises(InferenceServerException, match="hour"):
+        client.infer(NAME, [wrong])
+    client.close()

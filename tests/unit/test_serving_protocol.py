@@ -237,11 +237,39 @@ def test_v2_malformed_tensors_are_422_naming_the_input(inputs: list, field: str)
     assert info.value.context["field"] == field
 
 
-def test_v2_binary_extension_is_415_and_csv_is_not_v2() -> None:
-    tensor = {"name": "t", "shape": [1], "datatype": "FP32",
-              "parameters": {"binary_data_size": 4}}
-    with pytest.raises(UnsupportedMediaTypeError):
-        parse_v2_infer(v2([tensor]), JSON, LIMITS)
+def _binary_request(inputs: list[tuple[str, str, np.ndarray | list[str]]]) -> tuple[bytes, str]:
+    """What tritonclient sends with binary_data=True: JSON header + raw tensors."""
+    header, raw = [], b""
+    for name, datatype, values in inputs:
+        if datatype == "BYTES":
+            blob = b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
+        else:
+            blob = np.asarray(values).tobytes()
+        header.append({"name": name, "shape": [len(values)], "datatype": datatype,
+                       "parameters": {"binary_data_size": len(blob)}})
+        raw += blob
+    head = body({"inputs": header})
+    return head + raw, str(len(head))
+
+
+def test_v2_binary_data_extension() -> None:
+    payload, length = _binary_request([
+        ("temp", "FP64", np.array([50.5, 60.0])), ("hour", "INT64", np.array([3, 4])),
+        ("origin", "BYTES", ["JFK", "EWR"]), ("late", "BOOL", np.array([True, False]))])
+    parsed = parse_v2_infer(payload, None, LIMITS, header_length=length)
+    pd.testing.assert_frame_equal(validate_frame(parsed.frame, SCHEMA), FRAME, check_dtype=False)
+    with pytest.raises(ValidationError) as info:  # claims more bytes than were sent
+        parse_v2_infer(payload[:-1], None, LIMITS, header_length=length)
+    assert info.value.context["field"] == "late"
+    with pytest.raises(BadRequestError):
+        parse_v2_infer(payload + b"xx", None, LIMITS, header_length=length)
+    with pytest.raises(BadRequestError):
+        parse_v2_infer(payload, None, LIMITS, header_length="999999")
+
+
+def test_v2_content_type_json_or_none_and_csv_is_415() -> None:
+    tensor = [{"name": "temp", "shape": [1], "datatype": "FP64", "data": [1.0]}]
+    assert len(parse_v2_infer(v2(tensor), None, LIMITS).frame) == 1
     with pytest.raises(UnsupportedMediaTypeError):
         parse_v2_infer(b"a\n1", "text/csv", LIMITS)
 
