@@ -177,9 +177,16 @@ def undeploy(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
 
 
 def _applications() -> dict[str, Any]:
+    """Serve's applications by name; empty when Serve runs nowhere (never starts it)."""
+    import ray
     from ray import serve
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
     from ray.serve.exceptions import RayServeException
 
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return {}
     try:
         return dict(serve.status().applications)
     except RayServeException:  # Serve not running: nothing deployed
