@@ -10,8 +10,9 @@ a ``ray job submit`` driver exit seconds after computing drift, and Ray's agent 
 process's series after about two report intervals, often before Prometheus scraped them
 once. So :func:`export_drift_metrics` hands the values to one small detached actor,
 ``raymlops-drift-metrics`` (no CPU reserved, restarted if it dies), which keeps reporting the
-latest value per series until the next report replaces it. After a restart the actor is
-empty until the next drift run.
+latest value per series until the next report replaces it (re-setting it on a timer: Ray
+2.60 evicts a gauge series that is not set again within two report intervals). After a
+restart the actor is empty until the next drift run.
 
 Extending: add a :class:`GaugeSpec` to :data:`GAUGES` and values for it to what the actor is
 sent; the actor creates each Ray gauge on first use. Nothing happens outside a Ray driver
@@ -94,30 +95,67 @@ def drift_gauge_values(result: Mapping[str, Any], dataset: str) -> list[GaugeVal
     return values
 
 
+def refresh_interval_s() -> float:
+    """How often the holder re-sets its gauges: half of Ray's metrics report interval.
+
+    Ray 2.60's agent evicts a gauge series not set again within two report intervals (even
+    in a live process), so a value set once would vanish ~20 s later; re-setting every half
+    interval keeps it scraped for as long as the actor lives.
+    """
+    import ray
+
+    interval_ms = max(float(ray._config.metrics_report_interval_ms()), 1000.0)
+    return max(0.5, interval_ms / 2000.0)
+
+
 class GaugeHolder:
-    """The actor behind :data:`DRIFT_METRICS_ACTOR`: owns the gauges, keeps the latest values."""
+    """The actor behind :data:`DRIFT_METRICS_ACTOR`: owns the gauges, keeps the latest values
+    and re-sets them on a timer thread so they stay exported between drift runs."""
 
     def __init__(self) -> None:
+        import threading
+
         self._gauges: dict[str, Any] = {}
         self._latest: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._lock = threading.Lock()
+        self._interval = refresh_interval_s()
+        threading.Thread(target=self._refresh_forever, name="gauge-refresh", daemon=True).start()
 
-    def set(self, values: list[GaugeValue]) -> int:
+    def _gauge(self, name: str) -> Any:
         from ray.util.metrics import Gauge
 
-        for v in values:
-            spec = GAUGES[v.gauge]
-            if v.gauge not in self._gauges:
-                self._gauges[v.gauge] = Gauge(spec.name, description=spec.description,
-                                              tag_keys=spec.tag_keys)
-            self._gauges[v.gauge].set(v.value, tags=dict(v.tags))
-            self._latest[(v.gauge, v.tags)] = v.value
+        if name not in self._gauges:
+            spec = GAUGES[name]
+            self._gauges[name] = Gauge(spec.name, description=spec.description,
+                                       tag_keys=spec.tag_keys)
+        return self._gauges[name]
+
+    def _refresh_forever(self) -> None:
+        import time
+
+        while True:
+            time.sleep(self._interval)
+            with self._lock:
+                for (gauge, tags), value in self._latest.items():
+                    self._gauge(gauge).set(value, tags=dict(tags))
+
+    def set(self, values: list[GaugeValue]) -> int:
+        unknown = sorted({v.gauge for v in values} - set(GAUGES))
+        if unknown:
+            raise ValidationError(f"unknown gauges {unknown}; declare them in GAUGES",
+                                  field="gauge")
+        with self._lock:
+            for v in values:
+                self._gauge(v.gauge).set(v.value, tags=dict(v.tags))
+                self._latest[(v.gauge, v.tags)] = v.value
         return len(values)
 
     def latest(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         """What this actor reports now, by gauge: ``[(tags, value), ...]``."""
         out: dict[str, list[tuple[dict[str, str], float]]] = {}
-        for (gauge, tags), value in sorted(self._latest.items()):
-            out.setdefault(gauge, []).append((dict(tags), value))
+        with self._lock:
+            for (gauge, tags), value in sorted(self._latest.items()):
+                out.setdefault(gauge, []).append((dict(tags), value))
         return out
 
 
