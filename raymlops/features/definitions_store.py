@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -60,6 +61,10 @@ class Change:
 
 class DefinitionsStore:
     def __init__(self, url: str) -> None:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            # A fresh storage root: SQLite cannot create the folder its file goes in.
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(url, future=True)
         _metadata.create_all(self.engine)
 

@@ -85,12 +85,17 @@ def score_frame(predictor: Any, frame: pd.DataFrame, keep: list[str]) -> pd.Data
 
 
 class _Scorer:
-    """One pool actor: model and feature rows mapped once, then unit after unit."""
+    """One pool actor: model and feature rows mapped once, then unit after unit.
+
+    Each unit's predictions are written by the actor itself, to a file named after the
+    unit's first row id (temp file + rename), so a retried unit replaces its own file and
+    the predictions never travel through the object store to separate write tasks.
+    """
 
     def __init__(
         self, info: dict[str, Any], model_bytes: Any, features: Any,
         settings: dict[str, Any], keep: list[str], timestamp_column: str | None,
-        columns: list[str] | None,
+        columns: list[str] | None, staging: str,
     ) -> None:
         import ray
 
@@ -107,9 +112,13 @@ class _Scorer:
         self.keep = keep
         self.timestamp_column = timestamp_column
         self.columns = columns
+        self.staging = Path(staging)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> pd.DataFrame:
-        parts = []
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        firsts, counts = [], []
         for i in range(len(batch["path"])):
             unit = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()}
             if unit["row_group"] is not None and unit["row_group"] != unit["row_group"]:  # NaN
@@ -117,8 +126,14 @@ class _Scorer:
             frame = read_unit(unit, self.columns)
             if self.features is not None:
                 frame = self.features.join(frame, self.timestamp_column)
-            parts.append(score_frame(self.predictor, frame, self.keep))
-        return pd.concat(parts, ignore_index=True)
+            scored = score_frame(self.predictor, frame, self.keep)
+            target = self.staging / f"part-{unit['first_row_id']:012d}.parquet"
+            tmp = target.with_name(f".{target.name}.{os.getpid()}")
+            pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), tmp)
+            os.replace(tmp, target)
+            firsts.append(unit["first_row_id"])
+            counts.append(len(scored))
+        return {"first_row_id": np.asarray(firsts, dtype=np.int64), "rows": np.asarray(counts, dtype=np.int64)}
 
 
 def _publish(staging: Path, output: Path, overwrite: bool) -> None:
@@ -134,17 +149,25 @@ def _publish(staging: Path, output: Path, overwrite: bool) -> None:
         os.replace(staging, output)
 
 
-def _verify_exactly_once(staging: Path, expected_rows: int) -> None:
-    import pyarrow.dataset as pads
+def _verify_exactly_once(staging: Path, units: list[Any]) -> None:
+    """Exactly the planned files, each with its unit's row count, and nothing else.
 
-    ids = pads.dataset(staging, format="parquet").to_table(columns=[ROW_ID])[ROW_ID].to_numpy()
-    unique = np.unique(ids)
-    if len(ids) != expected_rows or len(unique) != expected_rows or (
-        expected_rows and (unique[0] != 0 or unique[-1] != expected_rows - 1)
-    ):
+    Ids are a function of the unit (``first_row_id + position``), units tile ``0..N-1``
+    (by construction, unit-tested), and each unit has one file named after its first id:
+    so one file per unit with the right count means every id exactly once. Parquet footers
+    give the counts without reading the data.
+    """
+    import pyarrow.parquet as pq
+
+    expected = {f"part-{u.first_row_id:012d}.parquet": u.rows for u in units}
+    found = {p.name: p for p in staging.iterdir() if not p.name.startswith(".")}
+    problems = sorted(set(found) ^ set(expected))
+    problems += [name for name, path in found.items()
+                 if name in expected and pq.ParquetFile(path).metadata.num_rows != expected[name]]
+    if problems:
         raise RaymlopsError(
-            f"batch output failed the exactly-once check: {len(ids)} rows, {len(unique)} distinct "
-            f"ids, expected ids 0..{expected_rows - 1} once each; nothing was published"
+            f"batch output failed the exactly-once check ({len(problems)} files missing, extra or "
+            f"of the wrong size, e.g. {problems[:3]}); nothing was published"
         )
 
 
@@ -213,15 +236,21 @@ def batch_predict(
     staging = output.with_name(f".{output.name}.staging-{uuid.uuid4().hex[:8]}")
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
+        staging.mkdir()
         ds = ray.data.from_items([u.to_dict() for u in units], override_num_blocks=len(units))
-        scored = ds.map_batches(
+        done = ds.map_batches(
             _Scorer,
             fn_constructor_args=(info, model_ref, features_ref, _settings_dict(settings),
-                                 list(keep_columns), ts_col, columns),
-            batch_size=1, batch_format="numpy", concurrency=workers, num_cpus=cpus_per_worker,
+                                 list(keep_columns), ts_col, columns, str(staging)),
+            batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus_per_worker,
         )
-        scored.write_parquet(str(staging), ray_remote_args={"num_cpus": 0.1})
-        _verify_exactly_once(staging, total)
+        written = sum(int(b["rows"].sum()) for b in done.iter_batches(batch_size=None, batch_format="numpy"))
+        if written != total:
+            raise RaymlopsError(f"scored {written} rows of {total}; nothing was published")
+        for leftover in staging.glob(".part-*"):  # temp file of a unit whose actor was killed
+            leftover.unlink(missing_ok=True)
+        _verify_exactly_once(staging, units)
         seconds = time.perf_counter() - started
         result = BatchResult(name, int(info["version"]), total, str(output), seconds, len(units), service)
         (staging / MANIFEST).write_text(json.dumps(

@@ -149,3 +149,11 @@ def test_definitions_store_on_postgres(repo: FeatureRepo) -> None:
     store.apply(unique.model_copy(update={"feature_views": [widened]}))
     assert store.get("feature_view", f"weather_{suffix}").version == 2
     assert store.get("feature_view", f"weather_{suffix}", 1).spec == view
+
+
+def test_definitions_store_creates_the_folder_of_its_sqlite_file(tmp_path) -> None:
+    from raymlops.features.definitions_store import DefinitionsStore
+
+    target = tmp_path / "fresh" / "root" / "features.db"
+    DefinitionsStore(f"sqlite:///{target}")
+    assert target.is_file()
