@@ -10,7 +10,8 @@ from rich.table import Table
 
 from raymlops.cli._app import app, console, emit
 
-serve_app = typer.Typer(help="Online serving on Ray Serve: deploy, status, undeploy.",
+serve_app = typer.Typer(help="Online serving on Ray Serve: deploy, status, undeploy, "
+                             "canary, shadow, promote, abort.",
                         no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 
@@ -22,9 +23,23 @@ def _replicas(entry: dict[str, Any]) -> str:
         or "-"
 
 
+def _traffic(entry: dict[str, Any]) -> str:
+    parts = []
+    if entry.get("canary"):
+        c = entry["canary"]
+        sticky = f", sticky on {c['sticky_header']}" if c.get("sticky_header") else ""
+        parts.append(f"canary v{c['version']} {c['percent']:g}%{sticky}")
+    if entry.get("shadow"):
+        counts = entry.get("shadow_counts") or {}
+        parts.append(f"shadow v{entry['shadow']['version']} (agreed {counts.get('agreed', 0)}"
+                     f"/{counts.get('sent', 0)})")
+    return "; ".join(parts) or "-"
+
+
 def render_status(entries: list[dict[str, Any]]) -> None:
     table = Table(title="served models", title_justify="left")
-    for col in ("model", "status", "serving", "follows", "replicas", "hot swaps", "url"):
+    for col in ("model", "status", "serving", "follows", "replicas", "hot swaps", "traffic",
+                "url"):
         table.add_column(col)
     for e in entries:
         ref = e["ref"]
@@ -32,9 +47,10 @@ def render_status(entries: list[dict[str, Any]]) -> None:
         status = e["status"] + (f" ({e['last_error']})" if e.get("last_error") else "")
         table.add_row(e["model"], status, f"v{e['version']}" if e["version"] else "-",
                       follows if ref is not None else "-", _replicas(e),
-                      str(e["swaps"] if e["swaps"] is not None else "-"), e["url"])
+                      str(e["swaps"] if e["swaps"] is not None else "-"), _traffic(e), e["url"])
     if not entries:
-        table.add_row("-", "-", "-", "-", "-", "-", "nothing deployed: `raymlops serve deploy NAME`")
+        table.add_row("-", "-", "-", "-", "-", "-", "-",
+                      "nothing deployed: `raymlops serve deploy NAME`")
     console.print(table)
 
 
@@ -97,3 +113,58 @@ def undeploy(ctx: typer.Context, model: Annotated[str, typer.Argument(metavar="N
         emit(json.dumps(result))
     else:
         console.print(f"{model}: undeployed")
+
+
+def _print_entry(entry: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit(json.dumps(entry, default=str))
+        return
+    render_status([entry])
+
+
+@serve_app.command("canary")
+def canary(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(metavar="NAME")],
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="Version (3 or v3) to try.")],
+    percent: Annotated[float, typer.Option(help="Share of requests it answers (0-100).")] = 10.0,
+    sticky_header: Annotated[str | None, typer.Option(
+        help="Request header whose value pins a caller to one side (e.g. x-user-id).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send PERCENT of NAME's traffic to VERSION; the rest stays on the primary."""
+    from raymlops.serving import traffic
+
+    _print_entry(traffic.canary(model, version, percent, sticky_header=sticky_header,
+                                settings=ctx.obj.settings()), as_json)
+
+
+@serve_app.command("shadow")
+def shadow(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(metavar="NAME")],
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="Version (3 or v3) to shadow.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy NAME's traffic to VERSION: its answers are logged and compared, never returned."""
+    from raymlops.serving import traffic
+
+    _print_entry(traffic.shadow(model, version, settings=ctx.obj.settings()), as_json)
+
+
+@serve_app.command("promote")
+def promote(ctx: typer.Context, model: Annotated[str, typer.Argument(metavar="NAME")],
+            as_json: JsonOption = False) -> None:
+    """Move the served alias to the canary's (else the shadow's) version and remove it."""
+    from raymlops.serving import traffic
+
+    _print_entry(traffic.promote(model, settings=ctx.obj.settings()), as_json)
+
+
+@serve_app.command("abort")
+def abort(ctx: typer.Context, model: Annotated[str, typer.Argument(metavar="NAME")],
+          as_json: JsonOption = False) -> None:
+    """Remove NAME's canary and shadow: all traffic back to the primary."""
+    from raymlops.serving import traffic
+
+    _print_entry(traffic.abort(model, settings=ctx.obj.settings()), as_json)

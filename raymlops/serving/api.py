@@ -13,6 +13,8 @@ applications. Serve's HTTP proxy runs on the head only and binds ``settings.serv
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from raymlops.config import Settings, load_settings
@@ -24,6 +26,8 @@ __all__ = ["build_app", "build_from_args", "build_gateway", "deploy", "status", 
 
 MODEL_DEPLOYMENT = "Model"
 INGRESS_DEPLOYMENT = "Ingress"
+CANARY_DEPLOYMENT = "Canary"
+SHADOW_DEPLOYMENT = "Shadow"
 
 
 def _attach(settings: Settings | None) -> Settings:
@@ -41,30 +45,66 @@ def _settings_dict(settings: Settings) -> dict[str, Any]:
     return settings.model_dump(mode="json")
 
 
-def build_app(name: str, ref: int | str, settings: Settings, options: DeploymentOptions) -> Any:
-    """The bound Serve application of one model (ingress -> model)."""
+def _version_of(*parts: Any) -> str:
+    """A deployment version derived from what makes replicas differ.
+
+    Serve restarts replicas whose version changed and only reconfigures the others, so an
+    unchanged primary keeps running (and serving) while a canary is added or removed.
+    """
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _model_deployment(deployment_name: str, name: str, ref: int | str, settings: Settings,
+                      options: DeploymentOptions, autoscale: bool = True) -> Any:
     from ray import serve
 
-    from raymlops.serving.ingress import ModelIngress
     from raymlops.serving.model import ModelServer
 
-    opts = options.model_dump()
-    model = serve.deployment(
-        ModelServer, name=MODEL_DEPLOYMENT,
+    args = (name, ref, _settings_dict(settings), options.model_dump())
+    scaling: dict[str, Any] = (
+        {"autoscaling_config": options.autoscaling_config()} if autoscale
+        else {"num_replicas": 1})
+    return serve.deployment(
+        ModelServer, name=deployment_name,
         ray_actor_options={"num_cpus": options.model_num_cpus},
-        autoscaling_config=options.autoscaling_config(),
         max_ongoing_requests=options.max_ongoing_requests(),
         health_check_period_s=options.health_check_period_s,
         health_check_timeout_s=30,
         graceful_shutdown_timeout_s=10,
-    ).bind(name, ref, _settings_dict(settings), opts)
+        **scaling,
+    ).options(version=_version_of("model", *args), _internal=True).bind(*args)
+
+
+def build_app(name: str, ref: int | str, settings: Settings, options: DeploymentOptions,
+              routing: Any = None) -> Any:
+    """The bound Serve application of one model: ingress -> model (+ canary / shadow)."""
+    from ray import serve
+
+    from raymlops.serving.ingress import ModelIngress
+    from raymlops.serving.traffic import Routing
+
+    routing = routing if isinstance(routing, Routing) else Routing(**(routing or {}))
+    model = _model_deployment(MODEL_DEPLOYMENT, name, ref, settings, options)
+    extras = {}
+    if routing.canary:
+        extras[CANARY_DEPLOYMENT] = _model_deployment(
+            CANARY_DEPLOYMENT, name, routing.canary.version, settings, options)
+    if routing.shadow:
+        extras[SHADOW_DEPLOYMENT] = _model_deployment(
+            SHADOW_DEPLOYMENT, name, routing.shadow.version, settings, options, autoscale=False)
+    opts = options.model_dump()
     return serve.deployment(
         ModelIngress, name=INGRESS_DEPLOYMENT,
         num_replicas=options.ingress_replicas,
         ray_actor_options={"num_cpus": options.ingress_num_cpus},
         max_ongoing_requests=1024,
         health_check_period_s=options.health_check_period_s,
-    ).bind(model, name, opts)
+        user_config=routing.model_dump(mode="json"),
+    ).options(
+        # extras are not in the version: the ingress finds them by name in reconfigure
+        version=_version_of("ingress", name, ref, opts), _internal=True,
+    ).bind(model, name, ref, opts, extras)
 
 
 def build_gateway() -> Any:
@@ -127,12 +167,15 @@ def deploy(
     target_ongoing_requests: float | None = None,
     max_batch_size: int | None = None,
     batch_wait_timeout_s: float | None = None,
+    routing: Any = None,
     **more: Any,
 ) -> dict[str, Any]:
     """Serve ``name`` (``name@alias`` works too) and return its status entry.
 
     Following an alias (the default, ``champion``) means replicas hot-swap when it moves; a
-    ``version`` pins one. Deploying again updates the application in place.
+    ``version`` pins one. Deploying again updates the application in place (replicas whose
+    arguments did not change keep running). ``routing``: a canary/shadow split (see
+    :mod:`raymlops.serving.traffic`); none by default.
     """
     name, ref = _split_name(name, alias, version)
     base = options.model_dump() if isinstance(options, DeploymentOptions) else options
@@ -149,7 +192,7 @@ def deploy(
     RegistryClient.connect(settings).resolve(name, ref)  # a typed 404 before anything starts
     _start_serve(settings)
     try:
-        serve.run(build_app(name, ref, settings, opts), name=app_name(name),
+        serve.run(build_app(name, ref, settings, opts, routing), name=app_name(name),
                   route_prefix=f"/models/{name}")
         if GATEWAY_APP not in serve.status().applications:
             serve.run(build_gateway(), name=GATEWAY_APP, route_prefix="/v2")
@@ -193,13 +236,14 @@ def _applications() -> dict[str, Any]:
         return {}
 
 
-def _live_stats(app: str) -> dict[str, Any] | None:
-    """What a model replica reports (version, swaps, counts); None if none answers in time."""
+def _live_stats(app: str, deployment: str = MODEL_DEPLOYMENT, method: str = "stats",
+                ) -> dict[str, Any] | None:
+    """What a replica reports (version, swaps, counts); None if none answers in time."""
     from ray import serve
 
     try:
-        handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app)
-        return handle.stats.remote().result(timeout_s=10)
+        handle = serve.get_deployment_handle(deployment, app)
+        return getattr(handle, method).remote().result(timeout_s=10)
     except Exception:  # noqa: BLE001 - status must report, not fail
         return None
 
@@ -224,8 +268,9 @@ def status(name: str | None = None, *, settings: Settings | None = None) -> list
                 "message": ds.message}
             for d, ds in overview.deployments.items()
         }
-        live = _live_stats(app) if str(getattr(overview.status, "value", "")) == "RUNNING" \
-            else None
+        running = str(getattr(overview.status, "value", "")) == "RUNNING"
+        live = _live_stats(app) if running else None
+        traffic = _live_stats(app, INGRESS_DEPLOYMENT, "deployed") if running else None
         out.append({
             "model": model, "app": app,
             "status": str(getattr(overview.status, "value", overview.status)),
@@ -238,6 +283,9 @@ def status(name: str | None = None, *, settings: Settings | None = None) -> list
             "swaps": live["swaps"] if live else None,
             "last_error": live["last_error"] if live else None,
             "replicas": deployments.get(MODEL_DEPLOYMENT, {}).get("replicas", {}),
+            "canary": (traffic or {}).get("routing", {}).get("canary"),
+            "shadow": (traffic or {}).get("routing", {}).get("shadow"),
+            "shadow_counts": (traffic or {}).get("shadow"),
             "deployments": deployments,
         })
     return out

@@ -103,7 +103,8 @@ class Gateway:
             status, body, headers = await ingress.v2_infer.remote(
                 await request.body(), request.headers.get("content-type"),
                 request.headers.get("content-length"),
-                request.headers.get("inference-header-content-length"))
+                request.headers.get("inference-header-content-length"),
+                dict(request.headers))
         except Exception as exc:  # noqa: BLE001
             status, body = error_body(exc)
             headers = {}

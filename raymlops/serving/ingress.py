@@ -99,18 +99,94 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
 
 
 class ModelIngress:
-    """Serve deployment class; ``model`` is the bound handle of the model deployment."""
+    """Serve deployment class; ``model`` is the bound handle of the primary model deployment.
 
-    def __init__(self, model: Any, name: str, options: dict[str, Any]) -> None:
+    ``extras`` (bound Canary / Shadow deployments) only put them in the application; the
+    ingress finds them by name when its routing (``user_config``) changes, so adding one
+    reconfigures this replica instead of replacing it.
+    """
+
+    def __init__(self, model: Any, name: str, ref: int | str, options: dict[str, Any],
+                 extras: dict[str, Any] | None = None) -> None:
+        import random
+
+        from raymlops.serving.traffic import Routing
+
         self.model = model
         self.name = name
+        self.ref = ref
+        self.options = options
         opts = DeploymentOptions(**options)
         self.limits = Limits(max_body_bytes=opts.max_body_bytes, max_rows=opts.max_rows)
         self.metrics = ServingMetrics(name)
+        self.routing = Routing()
+        self.canary: Any = None
+        self.shadow: Any = None
+        self.shadow_counts = {"sent": 0, "agreed": 0, "disagreed": 0, "failed": 0}
+        self._rng = random.Random()
+        self._shadow_tasks: set[Any] = set()
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """New routing (canary / shadow): take handles to the deployments it names."""
+        from raymlops.serving.traffic import Routing
+
+        routing = Routing(**(config or {}))
+        self.canary = (serve.get_deployment_handle("Canary", _check_exists=False)
+                       if routing.canary else None)
+        self.shadow = (serve.get_deployment_handle("Shadow", _check_exists=False)
+                       if routing.shadow else None)
+        self.routing = routing
+
+    def deployed(self) -> dict[str, Any]:
+        """What this application was deployed with (traffic commands rebuild from it)."""
+        return {"ref": self.ref, "options": self.options,
+                "routing": self.routing.model_dump(mode="json"),
+                "shadow": dict(self.shadow_counts)}
+
+    async def _predict(self, frame: Any, proba: bool, request_id: str,
+                       sticky: str | None) -> dict[str, Any]:
+        """Primary or canary answers; a shadow copy runs after, never awaited by the caller."""
+        from raymlops.serving.traffic import choose_canary
+
+        routing, target, route = self.routing, self.model, "primary"
+        if routing.canary and self.canary is not None:
+            header = sticky if routing.canary.sticky_header else None
+            if choose_canary(routing.canary.percent, header, self._rng):
+                target, route = self.canary, "canary"
+        result = await target.predict.remote(frame, proba, request_id)
+        if self.shadow is not None and route == "primary":
+            self._start_shadow(frame, request_id, result)
+        return {**result, "route": route}
+
+    def _start_shadow(self, frame: Any, request_id: str, primary: dict[str, Any]) -> None:
+        import asyncio
+
+        import numpy as np
+
+        async def run() -> None:
+            self.shadow_counts["sent"] += 1
+            try:
+                other = await self.shadow.predict.remote(frame, False, request_id)
+            except Exception:  # noqa: BLE001 - a failing shadow never reaches the caller
+                self.shadow_counts["failed"] += 1
+                return
+            same = np.array_equal(np.asarray(other["predictions"]),
+                                  np.asarray(primary["predictions"]))
+            self.shadow_counts["agreed" if same else "disagreed"] += 1
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    def _sticky(self, headers: Any) -> str | None:
+        canary = self.routing.canary
+        return headers.get(canary.sticky_header) if canary and canary.sticky_header else None
 
     def _answer(self, endpoint: str, started: float, status: int, body: dict[str, Any],
-                version: int | None, request_id: str) -> Response:
+                version: int | None, request_id: str, route: str | None = None) -> Response:
         headers = {"x-request-id": request_id}
+        if route is not None:
+            headers["x-model-route"] = route
         if version is not None:
             headers["x-model-version"] = str(version)
         error = body.get("error") if status >= 400 else None
@@ -128,7 +204,8 @@ class ModelIngress:
             check_content_length(request.headers.get("content-length"), self.limits)
             frame = parse_invocations(await request.body(), request.headers.get("content-type"),
                                       self.limits)
-            result = await self.model.predict.remote(frame, probabilities, request_id)
+            result = await self._predict(frame, probabilities, request_id,
+                                         self._sticky(request.headers))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
             status, body = error_body(exc)
             return self._answer("invocations", started, status, body, None, request_id)
@@ -137,7 +214,8 @@ class ModelIngress:
         if probabilities:
             body["probabilities"] = jsonable(result["proba"])
             body["classes"] = result["classes"]
-        return self._answer("invocations", started, 200, body, result["version"], request_id)
+        return self._answer("invocations", started, 200, body, result["version"], request_id,
+                            result["route"])
 
     @api.get("/", summary="Model metadata: version served, inputs, feature service")
     async def describe(self) -> JSONResponse:
@@ -156,7 +234,7 @@ class ModelIngress:
     # -- Open Inference Protocol, called by the /v2 gateway through a handle ----------------
 
     async def v2_infer(self, body: bytes, content_type: str | None, content_length: str | None,
-                       header_length: str | None = None,
+                       header_length: str | None = None, headers: dict[str, str] | None = None,
                        ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """(status, JSON body, headers) of ``POST /v2/models/{name}/infer``.
 
@@ -176,7 +254,8 @@ class ModelIngress:
                 raise ValidationError(f"unknown output {unknown[0]!r}: this model has "
                                       "'predict' and 'predict_proba'", field=unknown[0])
             proba = "predict_proba" in parsed.outputs
-            result = await self.model.predict.remote(parsed.frame, proba, request_id)
+            result = await self._predict(parsed.frame, proba, request_id,
+                                         self._sticky(headers or {}))
         except Exception as exc:  # noqa: BLE001
             status, err = error_body(exc)
             self.metrics.request("v2_infer", None, status,
@@ -190,7 +269,8 @@ class ModelIngress:
         version = result["version"]
         self.metrics.request("v2_infer", version, 200, (time.perf_counter() - started) * 1000)
         return (200, v2_response(self.name, version, parsed.id, outputs),
-                {"x-model-version": str(version), "x-request-id": request_id})
+                {"x-model-version": str(version), "x-request-id": request_id,
+                 "x-model-route": result["route"]})
 
     async def v2_metadata(self) -> dict[str, Any]:
         """``GET /v2/models/{name}``: name, versions, platform, input and output tensors."""
@@ -209,7 +289,7 @@ class ModelIngress:
         return True
 
     def stats(self) -> dict[str, Any]:
-        return self.metrics.snapshot()
+        return {**self.metrics.snapshot(), "shadow": dict(self.shadow_counts)}
 
 
 ModelIngress = serve.ingress(api)(ModelIngress)

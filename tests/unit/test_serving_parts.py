@@ -145,3 +145,21 @@ def test_prediction_log_counts_a_failed_write_and_keeps_going(tmp_path: Path) ->
     log = PredictionLog(tmp_path, "m", "w1", flush_s=3600)
     log.record(pd.DataFrame({"x": [1.0]}), np.array([0]), 1, 1.0, "a")
     assert log.flush() == [] and log.failures == 1
+
+
+def test_canary_choice_share_and_stickiness() -> None:
+    import random
+
+    from raymlops.serving.traffic import Routing, choose_canary
+
+    rng = random.Random(1)
+    picks = [choose_canary(10, None, rng) for _ in range(20_000)]
+    assert abs(sum(picks) / len(picks) - 0.10) < 0.01
+    users = [f"user-{i}" for i in range(5_000)]
+    first = [choose_canary(25, u, rng) for u in users]
+    assert first == [choose_canary(25, u, rng) for u in users]  # same caller, same side
+    assert abs(sum(first) / len(first) - 0.25) < 0.03
+    assert not any(choose_canary(0, u, rng) for u in users[:100])
+    assert all(choose_canary(100, u, rng) for u in users[:100])
+    with pytest.raises(Exception):
+        Routing(canary={"version": 2, "percent": 120})
