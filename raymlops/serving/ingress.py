@@ -98,6 +98,14 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, {"detail": f"internal error: {type(exc).__name__}", "error": "InternalError"}
 
 
+def _replica_died(exc: BaseException) -> bool:
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+    from ray.serve.exceptions import ReplicaUnavailableError
+
+    return isinstance(unwrap_error(exc), (ActorDiedError, ActorUnavailableError, RayActorError,
+                                          ReplicaUnavailableError))
+
+
 class ModelIngress:
     """Serve deployment class; ``model`` is the bound handle of the primary model deployment.
 
@@ -153,7 +161,14 @@ class ModelIngress:
             header = sticky if routing.canary.sticky_header else None
             if choose_canary(routing.canary.percent, header, self._rng):
                 target, route = self.canary, "canary"
-        result = await target.predict.remote(frame, proba, request_id)
+        try:
+            result = await target.predict.remote(frame, proba, request_id)
+        except Exception as exc:  # noqa: BLE001
+            # A replica that died mid-request (killed, node lost): predictions are pure, so
+            # ask again once; Serve routes the retry to a live replica.
+            if not _replica_died(exc):
+                raise
+            result = await target.predict.remote(frame, proba, request_id)
         if self.shadow is not None and route == "primary":
             self._start_shadow(frame, request_id, result)
         return {**result, "route": route}

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 
 from raymlops.config import Settings
 from tests.conftest import free_port
+
+
+PAYLOAD = {"inputs": {"temp": [30.0, 70.0], "hour": [2, 22]}}
 
 
 def serve_settings(platform: Any) -> Settings:
@@ -48,3 +54,58 @@ def register_classifier(settings: Settings, name: str, seed: int = 0, C: float =
     info = RegistryClient.connect(settings).register(
         name, model, input_example=X.head(5), aliases=list(aliases))
     return int(info["version"])
+
+
+class Load:
+    """Client threads recording (time received, status, version) of every response."""
+
+    def __init__(self, url: str, threads: int = 2, payload: dict | None = None) -> None:
+        self.url = url
+        self.payload = payload or PAYLOAD
+        self.results: list[tuple[float, int, int | None]] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self._stop.is_set():
+                try:
+                    r = client.post(self.url, json=self.payload)
+                    status = r.status_code
+                    version = r.json().get("version") if status == 200 else None
+                except httpx.HTTPError:
+                    status, version = -1, None
+                with self._lock:
+                    self.results.append((time.monotonic(), status, version))
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.results)
+
+    def wait_for(self, predicate, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if predicate(list(self.results)):
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"load never reached the expected state: {self.summary()}")
+
+    def summary(self) -> dict:
+        with self._lock:
+            out: dict = {}
+            for _, status, version in self.results:
+                key = f"{status}/v{version}"
+                out[key] = out.get(key, 0) + 1
+            return out

@@ -9,72 +9,15 @@ not asserted: timings on a shared 2-core machine are not a pass/fail signal.
 
 from __future__ import annotations
 
-import threading
 import time
 
-import httpx
 import pytest
 
-from tests.integration.serving_helpers import register_classifier, serve_settings
+from tests.integration.serving_helpers import Load, register_classifier, serve_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
 
 NAME = "serve-swap"
-PAYLOAD = {"inputs": {"temp": [30.0, 70.0], "hour": [2, 22]}}
-
-
-class Load:
-    """Client threads recording (time received, status, version) of every response."""
-
-    def __init__(self, url: str, threads: int = 2) -> None:
-        self.url = url
-        self.results: list[tuple[float, int, int | None]] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not self._stop.is_set():
-                try:
-                    r = client.post(self.url, json=PAYLOAD)
-                    status = r.status_code
-                    version = r.json().get("version") if status == 200 else None
-                except httpx.HTTPError:
-                    status, version = -1, None
-                with self._lock:
-                    self.results.append((time.monotonic(), status, version))
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.results)
-
-    def wait_for(self, predicate, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                if predicate(list(self.results)):
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"load never reached the expected state: {self.summary()}")
-
-    def summary(self) -> dict:
-        with self._lock:
-            out: dict = {}
-            for _, status, version in self.results:
-                key = f"{status}/v{version}"
-                out[key] = out.get(key, 0) + 1
-            return out
 
 
 @pytest.fixture(scope="module")
