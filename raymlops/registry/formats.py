@@ -48,6 +48,10 @@ DATA_FILES: dict[str, str] = {
 }
 META_FILE = "raymlops.json"
 SAFE_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "_operator.")
+# functools.partial only binds arguments to a callable, and skops lists that callable among the
+# file's types too (HistGradientBoosting with categorical features stores
+# partial(sklearn.utils.validation.check_array, ...)), so the callable is still checked.
+SAFE_SKOPS_TYPES = frozenset({"functools.partial"})
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,7 @@ def _load_skops(data: bytes, trusted_source: bool) -> Any:
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(data=data)
-    unsafe = [t for t in untrusted if not t.startswith(SAFE_SKOPS_PREFIXES)]
+    unsafe = [t for t in untrusted if not t.startswith(SAFE_SKOPS_PREFIXES) and t not in SAFE_SKOPS_TYPES]
     if unsafe and not trusted_source:
         raise UnsafeArtifactError(
             f"the skops file names types outside scikit-learn/NumPy/SciPy: {unsafe}; mark "

@@ -1,0 +1,359 @@
+"""AutoML on Ray Tune: model families x hyperparameters, TPE + ASHA, every trial in MLflow.
+
+- **Search**: Optuna's TPE through Tune's ``OptunaSearch`` over a define-by-run space (the
+  family first, then only its parameters), seeded with known-good configurations (continuous
+  training warm-starts from the champion's).
+- **Early stopping**: ASHA on validation ROC AUC, judged per step (boosting iterations,
+  trees, epochs); logistic regression is a single step.
+- **Resources**: each trial declares them; torch trials ask for a GPU fraction when the
+  cluster has GPUs (Ray sets ``CUDA_VISIBLE_DEVICES``), the others run on CPUs.
+- **Tracking**: the search is a parent MLflow run; a driver-side Tune callback logs each
+  finished trial as a nested run through the tracking helper (params, per-step metrics,
+  plots), from the trial's last checkpoint -- trials stay light and early-stopped trials are
+  recorded too.
+- **Fault tolerance**: each step checkpoints the model (skops / state_dict, never pickle), a
+  failed trial is retried from it (``max_failures``), and an interrupted search resumes with
+  :func:`resume_search` (``Tuner.restore``).
+- **Result**: the best trial's model is registered with lineage (MLflow run, data window,
+  feature-view versions, metrics, parent version) and gets the ``challenger`` alias.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from raymlops.config import Settings
+from raymlops.exceptions import ValidationError
+from raymlops.training.families import FAMILIES, TrainData
+
+__all__ = ["SearchConfig", "SearchResult", "resume_search", "run_search"]
+
+METRIC = "roc_auc"
+
+
+class SearchConfig(BaseModel):
+    """What to search; the YAML of ``raymlops train`` is this (plus a ``data`` section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Registered model name the best trial is registered under.")
+    families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="Model families to search.")
+    num_samples: int = Field(20, ge=1, description="Trials in the search.")
+    max_steps: int = Field(8, ge=1, description="Steps of an iterative trial (x25 trees/iterations, or epochs).")
+    grace_period: int = Field(2, ge=1, description="ASHA: steps before a trial may be stopped.")
+    reduction_factor: int = Field(3, ge=2, description="ASHA: keep 1/reduction_factor per rung.")
+    max_concurrent: int | None = Field(None, ge=1, description="Trials at once (default: CPUs).")
+    cpus_per_trial: float = Field(1.0, gt=0, description="CPUs each trial reserves.")
+    gpus_per_torch_trial: float = Field(0.5, ge=0, description="GPU share of a torch trial when the cluster has GPUs.")
+    max_failures: int = Field(2, ge=0, description="Retries of a failed trial, from its checkpoint.")
+    seed: int = Field(0, description="Seed of the searcher and the models.")
+    experiment: str = Field("raymlops-automl", description="MLflow experiment of the search.")
+    alias: str = Field("challenger", description="Alias the best version gets.")
+    register_best: bool = Field(True, description="Register the best trial's model.")
+    warm_start: list[dict[str, Any]] = Field(default_factory=list, description="Configurations to evaluate first.")
+
+    def check(self) -> None:
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown or not self.families:
+            raise ValidationError(f"unknown model families {unknown}; known: {list(FAMILIES)}", field="families")
+
+
+@dataclass
+class SearchResult:
+    """The search's outcome; ``version`` is the registered one (None if not registered)."""
+
+    name: str
+    best_config: dict[str, Any]
+    best_metric: float
+    parent_run_id: str
+    best_run_id: str | None
+    trials: int
+    stopped_early: int
+    wall_s: float
+    path: str
+    version: dict[str, Any] | None = None
+    trial_runs: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out.pop("trial_runs")
+        return out
+
+
+# -- the trial (runs in a Tune worker) -------------------------------------------------------
+
+
+def _save(model: Any, family: str, step: int, metrics: list[dict[str, float]], folder: Path) -> None:
+    from raymlops.registry.formats import serialize
+
+    data, meta = serialize(model, task="classification")
+    (folder / "model.bin").write_bytes(data)
+    (folder / "meta.json").write_text(meta.to_json())
+    (folder / "state.json").write_text(json.dumps({"family": family, "step": step, "metrics": metrics}))
+
+
+def load_checkpoint(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """(model, state) from a trial checkpoint: digest-checked, skops/state_dict only."""
+    from raymlops.registry.formats import ArtifactMeta, deserialize
+
+    folder = Path(folder)
+    meta = ArtifactMeta.from_json((folder / "meta.json").read_text())
+    model = deserialize((folder / "model.bin").read_bytes(), meta)
+    return model, json.loads((folder / "state.json").read_text())
+
+
+def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, seed: int = 0) -> None:  # type: ignore[assignment]
+    import ray
+    from ray import tune
+    from threadpoolctl import threadpool_limits
+
+    from raymlops.training.families import max_steps, train_steps, validation_auc
+
+    family = config["family"]
+    params = {k: v for k, v in config.items() if k != "family"}
+    start_model, start_step, history = None, 0, []
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # a retried trial: continue after the last finished step
+        with checkpoint.as_directory() as folder:
+            start_model, state = load_checkpoint(folder)
+        start_step, history = int(state["step"]), list(state["metrics"])
+    total = max_steps(family, max_steps_)
+    with threadpool_limits(limits=max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))):
+        for step, model, extra in train_steps(family, params, data, max_steps_, seed=seed,
+                                              start_model=start_model, start_step=start_step):
+            auc = validation_auc(model, family, data)
+            history.append({METRIC: auc, **extra})
+            with tempfile.TemporaryDirectory() as tmp:
+                _save(model, family, step, history, Path(tmp))
+                tune.report({METRIC: auc, "step": step, "resumed_from": start_step,
+                             "done_steps": total, "gpus": float(len(ray.get_gpu_ids())), **extra},
+                            checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+# -- driver side ----------------------------------------------------------------------------
+
+
+class _TrialCallback:
+    """Adapter to Tune's Callback interface (built lazily: Tune is imported only when used)."""
+
+    @staticmethod
+    def create(owner: _MlflowTrials) -> Any:
+        from ray.tune import Callback
+
+        class MlflowTrialCallback(Callback):
+            def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+                owner.log(trial)
+
+            def __reduce__(self) -> Any:  # Tune pickles callbacks with its state: keep none
+                return (_NullCallback.create, ())
+
+        return MlflowTrialCallback()
+
+
+class _NullCallback:
+    @staticmethod
+    def create() -> Any:
+        from ray.tune import Callback
+
+        return Callback()
+
+
+class _MlflowTrials:
+    """Tune callback: log each finished trial as a nested MLflow run via the tracking helper."""
+
+    def __init__(self, settings: Settings, experiment: str, parent_run_id: str, data: TrainData,
+                 data_window: tuple[str, str] | None, feature_views: dict[str, int]) -> None:
+        self.callback = _TrialCallback.create(self)
+        self.settings, self.experiment, self.parent = settings, experiment, parent_run_id
+        self.data, self.window, self.views = data, data_window, feature_views
+        self.runs: dict[str, str] = {}
+
+    def log(self, trial: Any) -> None:
+        from raymlops.training.tracking import log_training_run
+
+        ckpt = trial.checkpoint
+        if ckpt is None or trial.trial_id in self.runs:
+            return
+        with ckpt.as_directory() as folder:
+            model, state = load_checkpoint(folder)
+        family = state["family"]
+        params = {k: v for k, v in trial.config.items()}
+        run = log_training_run(
+            self.settings, experiment=self.experiment, model=model, task="classification",
+            X_valid=self.data.X_valid[self.data.columns_for(family)], y_valid=self.data.y_valid,
+            params=params, step_metrics=state["metrics"], data_window=self.window,
+            feature_views=self.views, parent_run_id=self.parent, run_name=f"trial-{trial.trial_id}",
+            tags={"raymlops.trial_id": trial.trial_id, "raymlops.family": family,
+                  "raymlops.steps": str(state["step"])},
+        )
+        self.runs[trial.trial_id] = run.run_id
+
+
+class _Space:
+    """The define-by-run space; a module-level class because Tune pickles the searcher."""
+
+    def __init__(self, families: list[str]) -> None:
+        self.families = list(families)
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        from raymlops.training.families import suggest
+
+        return suggest(trial, self.families)
+
+
+def _resources(config: SearchConfig) -> Any:
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+
+    def per_trial(trial_config: dict[str, Any]) -> dict[str, float]:
+        if trial_config.get("family") == "mlp" and gpus and config.gpus_per_torch_trial:
+            return {"CPU": config.cpus_per_trial, "GPU": config.gpus_per_torch_trial}
+        return {"CPU": config.cpus_per_trial}
+
+    return per_trial
+
+
+def _trainable(config: SearchConfig, data: TrainData) -> Any:
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(_trial, data=data, max_steps_=config.max_steps, seed=config.seed),
+        _resources(config),
+    )
+
+
+def run_search(
+    config: SearchConfig,
+    data: TrainData,
+    *,
+    settings: Settings,
+    data_window: tuple[str, str] | None = None,
+    feature_views: dict[str, int] | None = None,
+    register_kwargs: dict[str, Any] | None = None,
+    parent_version: int | None = None,
+    search_name: str | None = None,
+) -> SearchResult:
+    """Run the search on the connected cluster; register the best trial (unless told not to)."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from raymlops.training.tracking import ensure_experiment, tracking_client
+
+    config.check()
+    started = time.perf_counter()
+    client = tracking_client(settings)
+    experiment = ensure_experiment(client, config.experiment, str(settings.artifact_location))
+    search_name = search_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    parent = client.create_run(experiment.experiment_id, run_name=search_name, tags={
+        "raymlops.search": search_name, "raymlops.model": config.name})
+    parent_id = parent.info.run_id
+    for key, value in config.model_dump(exclude={"warm_start"}).items():
+        client.log_param(parent_id, key, json.dumps(value) if isinstance(value, (list, dict)) else value)
+    trials = _MlflowTrials(settings, config.experiment, parent_id, data, data_window, feature_views or {})
+    searcher = OptunaSearch(
+        space=_Space(config.families), metric=METRIC, mode="max", seed=config.seed,
+        points_to_evaluate=[w for w in config.warm_start if w.get("family") in config.families] or None,
+    )
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.max_steps,
+                              grace_period=min(config.grace_period, config.max_steps), reduction_factor=config.reduction_factor)
+    concurrent = config.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // config.cpus_per_trial))
+    tuner = tune.Tuner(
+        _trainable(config, data),
+        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
+                                    num_samples=config.num_samples, max_concurrent_trials=concurrent,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=search_name, storage_path=str(Path(settings.storage_root) / "tune"),
+            failure_config=tune.FailureConfig(max_failures=config.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[trials.callback], verbose=0,
+        ),
+    )
+    try:
+        results = tuner.fit()
+    except BaseException:
+        client.set_terminated(parent_id, status="FAILED")
+        raise
+    return _finish(config, results, trials, client, parent_id, settings, data, started,
+                   str(Path(settings.storage_root) / "tune" / search_name),
+                   data_window, feature_views or {}, register_kwargs or {}, parent_version)
+
+
+def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: Any, parent_id: str,
+            settings: Settings, data: TrainData, started: float, path: str,
+            data_window: tuple[str, str] | None, feature_views: dict[str, int],
+            register_kwargs: dict[str, Any], parent_version: int | None) -> SearchResult:
+    ok = [r for r in results if r.error is None and r.checkpoint is not None]
+    if not ok:
+        client.set_terminated(parent_id, status="FAILED")
+        raise ValidationError("no trial of the search finished; see the Tune logs under " + path)
+    best = max(ok, key=lambda r: r.metrics[METRIC])
+    stopped = sum(1 for r in ok if r.metrics.get("step", 0) < r.metrics.get("done_steps", 0))
+    best_config = dict(best.config)
+    for r in results:  # trials the callback did not see (e.g. restored searches)
+        if r.checkpoint is not None and r.metrics.get("trial_id") not in trials.runs:
+            trial_like = type("T", (), {"checkpoint": r.checkpoint, "trial_id": r.metrics.get("trial_id"),
+                                        "config": r.config})
+            trials.log(trial_like)
+    best_run = trials.runs.get(best.metrics.get("trial_id"))
+    client.log_metric(parent_id, f"best_{METRIC}", float(best.metrics[METRIC]))
+    client.set_tag(parent_id, "raymlops.best_config", json.dumps(best_config))
+    version = None
+    if config.register_best:
+        from raymlops.registry.client import RegistryClient
+
+        with best.checkpoint.as_directory() as folder:
+            model, state = load_checkpoint(folder)
+        family = state["family"]
+        X = data.X_train[data.columns_for(family)]
+        lineage = {"run_id": best_run, "data_window": list(data_window) if data_window else None,
+                   "feature_views": feature_views, "parent_version": parent_version,
+                   "metrics": {METRIC: float(best.metrics[METRIC])}}
+        init_kwargs = getattr(model, "init_kwargs", None)
+        version = RegistryClient.connect(settings).register(
+            config.name, model, input_example=X.head(5), lineage=lineage, aliases=[config.alias],
+            tags={"family": family, "search": Path(path).name, "config": json.dumps(best_config)},
+            task="classification", init_kwargs=init_kwargs, training_data=X, **register_kwargs,
+        )
+        client.set_tag(parent_id, "raymlops.registered_version", str(version["version"]))
+    client.set_terminated(parent_id, status="FINISHED")
+    return SearchResult(
+        name=config.name, best_config=best_config, best_metric=float(best.metrics[METRIC]),
+        parent_run_id=parent_id, best_run_id=best_run, trials=len(results), stopped_early=stopped,
+        wall_s=time.perf_counter() - started, path=path, version=version, trial_runs=dict(trials.runs),
+    )
+
+
+def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings: Settings,
+                  **kwargs: Any) -> SearchResult:
+    """Resume an interrupted search from its Tune folder (``Tuner.restore``): finished trials
+    are kept, unfinished ones continue from their checkpoints."""
+    from ray import tune
+
+    from raymlops.training.tracking import ensure_experiment, tracking_client
+
+    if not tune.Tuner.can_restore(path):
+        raise ValidationError(f"no resumable search at {path}", field="path")
+    started = time.perf_counter()
+    client = tracking_client(settings)
+    experiment = ensure_experiment(client, config.experiment, str(settings.artifact_location))
+    parent = client.create_run(experiment.experiment_id, run_name=f"{Path(path).name}-resumed",
+                               tags={"raymlops.search": Path(path).name, "raymlops.resumed": "true"})
+    trials = _MlflowTrials(settings, config.experiment, parent.info.run_id, data,
+                           kwargs.get("data_window"), kwargs.get("feature_views") or {})
+    tuner = tune.Tuner.restore(path, trainable=_trainable(config, data), resume_errored=True)
+    results = tuner.fit()
+    return _finish(config, results, trials, client, parent.info.run_id, settings, data, started, path,
+                   kwargs.get("data_window"), kwargs.get("feature_views") or {},
+                   kwargs.get("register_kwargs") or {}, kwargs.get("parent_version"))
+
