@@ -12,7 +12,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # script -> the results section it writes (benchmarks/results/<section>.md)
-BENCHMARKS = {"cold_up.py": "cold_up", "registry_bench.py": "registry", "features_bench.py": "features"}
+BENCHMARKS = {"cold_up.py": "cold_up", "registry_bench.py": "registry", "features_bench.py": "features",
+              "serve_bench.py": "serving"}
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ def deploy(
         help="Autoscaling target of in-flight requests per replica (8).")] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="Requests per batch (32).")] = None,
     batch_wait_timeout_s: Annotated[float | None, typer.Option(
-        help="Seconds a batch waits to fill (0.002).")] = None,
+        help="Seconds a batch waits to fill (0: take what is queued).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Serve a registered model over HTTP (MLflow scoring + Open Inference v2); hot-swaps."""

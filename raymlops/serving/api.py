@@ -1,10 +1,14 @@
 """deploy / undeploy / status: one Serve application per model, plus the shared ``/v2`` app.
 
-An application ``model-<name>`` at route prefix ``/models/<name>`` holds two deployments:
+An application ``model-<name>`` at route prefix ``/models/<name>`` holds:
 
-- ``Ingress`` (FastAPI, a tenth of a CPU): parses and answers HTTP;
-- ``Model`` (a quarter of a CPU, autoscaled between ``min_replicas`` and ``max_replicas`` on
-  ``target_ongoing_requests``): validates, batches, predicts; follows the alias.
+- ``Ingress`` (FastAPI): parses and answers HTTP. By default (``colocate``) the model runs
+  inside it (validation, ``@serve.batch``, hot swap): one process hop per request instead of
+  two, autoscaled between ``min_replicas`` and ``max_replicas`` on
+  ``target_ongoing_requests``, with ``model_num_cpus + ingress_num_cpus`` CPUs per replica;
+- ``Model`` (only with ``colocate=False``, e.g. a GPU model behind a CPU ingress): the same
+  model server as its own autoscaled deployment;
+- ``Canary`` / ``Shadow`` while a traffic split is on (:mod:`raymlops.serving.traffic`).
 
 The ``raymlops-v2`` application (``/v2``) forwards the Open Inference Protocol to the model
 applications. Serve's HTTP proxy runs on the head only and binds ``settings.serve_host``
@@ -85,7 +89,8 @@ def build_app(name: str, ref: int | str, settings: Settings, options: Deployment
     from raymlops.serving.traffic import Routing
 
     routing = routing if isinstance(routing, Routing) else Routing(**(routing or {}))
-    model = _model_deployment(MODEL_DEPLOYMENT, name, ref, settings, options)
+    model = (None if options.colocate
+             else _model_deployment(MODEL_DEPLOYMENT, name, ref, settings, options))
     extras = {}
     if routing.canary:
         extras[CANARY_DEPLOYMENT] = _model_deployment(
@@ -94,17 +99,28 @@ def build_app(name: str, ref: int | str, settings: Settings, options: Deployment
         extras[SHADOW_DEPLOYMENT] = _model_deployment(
             SHADOW_DEPLOYMENT, name, routing.shadow.version, settings, options, autoscale=False)
     opts = options.model_dump()
+    if options.colocate:  # the model runs in the ingress replicas, which then autoscale
+        sizing: dict[str, Any] = {
+            "autoscaling_config": options.autoscaling_config(),
+            "ray_actor_options": {"num_cpus": options.model_num_cpus + options.ingress_num_cpus},
+            "max_ongoing_requests": options.max_ongoing_requests(),
+            "graceful_shutdown_timeout_s": 10,
+        }
+    else:
+        sizing = {"num_replicas": options.ingress_replicas,
+                  "ray_actor_options": {"num_cpus": options.ingress_num_cpus},
+                  "max_ongoing_requests": 1024}
+    settings_dict = _settings_dict(settings)
     return serve.deployment(
         ModelIngress, name=INGRESS_DEPLOYMENT,
-        num_replicas=options.ingress_replicas,
-        ray_actor_options={"num_cpus": options.ingress_num_cpus},
-        max_ongoing_requests=1024,
         health_check_period_s=options.health_check_period_s,
+        health_check_timeout_s=30,
         user_config=routing.model_dump(mode="json"),
+        **sizing,
     ).options(
         # extras are not in the version: the ingress finds them by name in reconfigure
-        version=_version_of("ingress", name, ref, opts), _internal=True,
-    ).bind(model, name, ref, opts, extras)
+        version=_version_of("ingress", name, ref, opts, settings_dict), _internal=True,
+    ).bind(model, name, ref, opts, extras, settings_dict)
 
 
 def build_gateway() -> Any:
@@ -269,7 +285,7 @@ def status(name: str | None = None, *, settings: Settings | None = None) -> list
             for d, ds in overview.deployments.items()
         }
         running = str(getattr(overview.status, "value", "")) == "RUNNING"
-        live = _live_stats(app) if running else None
+        live = _live_stats(app, INGRESS_DEPLOYMENT) if running else None
         traffic = _live_stats(app, INGRESS_DEPLOYMENT, "deployed") if running else None
         out.append({
             "model": model, "app": app,
@@ -282,7 +298,9 @@ def status(name: str | None = None, *, settings: Settings | None = None) -> list
             "ref": live["ref"] if live else None,
             "swaps": live["swaps"] if live else None,
             "last_error": live["last_error"] if live else None,
-            "replicas": deployments.get(MODEL_DEPLOYMENT, {}).get("replicas", {}),
+            # the deployment that holds the primary model (the ingress when colocated)
+            "replicas": deployments.get(MODEL_DEPLOYMENT,
+                                        deployments.get(INGRESS_DEPLOYMENT, {})).get("replicas", {}),
             "canary": (traffic or {}).get("routing", {}).get("canary"),
             "shadow": (traffic or {}).get("routing", {}).get("shadow"),
             "shadow_counts": (traffic or {}).get("shadow"),

@@ -131,7 +131,7 @@ class ModelServer:
                             (time.perf_counter() - started) * 1000, request_id)
         return result
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _predict_batch(self, items: list[_Item]) -> list[dict[str, Any] | Exception]:
         out: list[dict[str, Any] | Exception | None] = [None] * len(items)
         groups: dict[int, list[int]] = {}

@@ -31,12 +31,17 @@ class DeploymentOptions(BaseModel):
     max_batch_size: int = Field(
         default=32, ge=1, description="Most requests one @serve.batch call predicts together.")
     batch_wait_timeout_s: float = Field(
-        default=0.002, ge=0,
-        description="How long a batch waits to fill; small, so a lone request is not delayed.")
+        default=0.0, ge=0,
+        description="How long a batch waits to fill. 0: take what is queued now, so a lone "
+        "request is never delayed and batches grow by themselves under load.")
     upscale_delay_s: float = Field(
         default=3.0, ge=0, description="Load must stay above target this long to add a replica.")
     downscale_delay_s: float = Field(
         default=60.0, ge=0, description="Load must stay below target this long to remove one.")
+    colocate: bool = Field(
+        default=True,
+        description="Run the model inside the HTTP ingress replicas (one hop less; they then "
+        "autoscale together). False: a separate Model deployment (e.g. on GPUs).")
     model_num_cpus: float = Field(default=0.25, gt=0, description="CPUs per model replica.")
     ingress_num_cpus: float = Field(default=0.1, gt=0, description="CPUs per ingress replica.")
     ingress_replicas: int = Field(default=1, ge=1, description="HTTP ingress replicas.")

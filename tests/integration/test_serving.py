@@ -101,7 +101,7 @@ def test_bad_input_gets_a_typed_4xx_naming_the_field(served, case, raw, headers,
 def test_fuzzed_payloads_get_no_5xx_and_no_replica_dies(served) -> None:
     from ray import serve
 
-    handle = serve.get_deployment_handle("Model", f"model-{NAME}")
+    handle = serve.get_app_handle(f"model-{NAME}")
     pid_before = handle.stats.remote().result(timeout_s=30)["pid"]
     rng = np.random.default_rng(3)
     atoms = [None, True, 1, -2.5, "x", [], {}, [1, "a"], {"temp": "x"}, [[1.0, 2.0]],
@@ -178,18 +178,17 @@ def test_prediction_log_and_metrics(served) -> None:
         r = http.post(f"/models/{NAME}/invocations", headers={"x-request-id": f"log-{i}"},
                       json={"inputs": {"temp": [40.0 + i], "hour": [i]}})
         assert r.status_code == 200
-    model = serve.get_deployment_handle("Model", f"model-{NAME}")
-    model.flush_log.remote().result(timeout_s=30)
+    app = serve.get_app_handle(f"model-{NAME}")
+    app.flush_log.remote().result(timeout_s=30)
     table = ds.dataset(prediction_log_dir(served["settings"].storage_root, NAME),
                        partitioning="hive").to_table().to_pandas()
     logged = table[table["_request_id"].str.startswith("log-")].sort_values("_request_id")
     assert list(logged["temp"]) == [40.0, 41.0, 42.0, 43.0, 44.0]
     assert set(logged["_version"]) == {served["version"]}
     assert (logged["_latency_ms"] > 0).all() and "_prediction" in logged
-    ingress = serve.get_deployment_handle("Ingress", f"model-{NAME}")
-    counts = ingress.stats.remote().result(timeout_s=30)
-    assert counts["status_200"] >= 5 and counts["errors"] >= 1
-    assert model.stats.remote().result(timeout_s=30)["metrics"]["batches"] >= 5
+    stats = app.stats.remote().result(timeout_s=30)
+    assert stats["http"]["status_200"] >= 5 and stats["http"]["errors"] >= 1
+    assert stats["metrics"]["batches"] >= 5 and stats["log"]["rows"] >= 5
 
 
 def test_mlflows_own_scoring_client(served) -> None:

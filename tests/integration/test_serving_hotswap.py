@@ -28,7 +28,9 @@ def swap(platform):
     settings = serve_settings(platform)
     v1 = register_classifier(settings, NAME, seed=0)
     v2 = register_classifier(settings, NAME, seed=1, C=0.01, aliases=())
-    serving.deploy(NAME, settings=settings, min_replicas=2, max_replicas=2, log_predictions=False)
+    # a separate Model deployment here (colocate=False): the other tests cover the default
+    serving.deploy(NAME, settings=settings, min_replicas=2, max_replicas=2, log_predictions=False,
+                   colocate=False)
     yield {"settings": settings, "v1": v1, "v2": v2, "registry": RegistryClient.connect(settings)}
     serving.undeploy(NAME, settings=settings)
 
@@ -65,7 +67,7 @@ def test_every_replica_switched(swap) -> None:
     from ray import serve
 
     swap["registry"].set_alias(NAME, "champion", swap["v2"])
-    handle = serve.get_deployment_handle("Model", f"model-{NAME}")
+    handle = serve.get_app_handle(f"model-{NAME}")  # forwards to a Model replica
     deadline = time.monotonic() + 60
     seen: dict[int, int] = {}
     while time.monotonic() < deadline:

@@ -35,7 +35,7 @@ def app(platform):
 def _model_pid() -> int:
     from ray import serve
 
-    handle = serve.get_deployment_handle("Model", f"model-{NAME}")
+    handle = serve.get_app_handle(f"model-{NAME}")
     return handle.stats.remote().result(timeout_s=30)["pid"]
 
 
