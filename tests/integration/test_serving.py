@@ -230,3 +230,30 @@ def test_tritonclient_http(served, binary: bool) -> None:
     with pytest.raises(InferenceServerException, match="hour"):
         client.infer(NAME, [wrong])
     client.close()
+
+
+def test_metrics_reach_rays_metrics_agent(served, ray_cluster) -> None:
+    """What Prometheus would scrape: requests by status, errors, latency and batch sizes."""
+    import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = ray_cluster.nodes()[0]["MetricsExportPort"]
+    version = str(served["version"])
+    deadline, got = time.monotonic() + 120, {}
+    while time.monotonic() < deadline:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        got = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                if s.name.startswith("ray_raymlops_") and s.labels.get("model") == NAME:
+                    key = (s.name, s.labels.get("status"), s.labels.get("version"))
+                    got[key] = got.get(key, 0) + s.value
+        if (got.get(("ray_raymlops_requests_total", "200", version), 0) >= 5
+                and got.get(("ray_raymlops_errors_total", "422", None), 0) >= 1
+                and got.get(("ray_raymlops_request_latency_ms_count", None, version), 0) >= 5
+                and got.get(("ray_raymlops_batch_size_count", None, version), 0) >= 5):
+            return
+        time.sleep(2)
+    raise AssertionError(f"metrics agent never showed the serving metrics; last: {got}")
