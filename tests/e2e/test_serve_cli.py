@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -68,3 +69,35 @@ def test_serve_commands_end_to_end(cli) -> None:
     with pytest.raises(httpx.HTTPError):
         r = httpx.post(f"{entry['url']}/invocations", json=payload, timeout=10)
         r.raise_for_status()
+
+
+def test_serve_config_yaml_deploys_with_rays_own_cli(cli, repo_root) -> None:
+    """`serve deploy cluster/serve_flights.yaml` (port rewritten to this test's) serves too."""
+    import yaml
+
+    cli.json("up")
+    proc = subprocess.run([sys.executable, "-c", REGISTER], env=cli.env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load((repo_root / "cluster" / "serve_flights.yaml").read_text())
+    config["http_options"]["port"] = int(cli.env["RAYMLOPS_SERVE_PORT"])
+    path = cli.root.parent / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**cli.env, "RAY_AUTH_MODE": "token"}
+    deployed = subprocess.run([str(Path(sys.executable).parent / "serve"), "deploy", str(path),
+                               "--address", cli.dashboard], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert deployed.returncode == 0, deployed.stderr
+    deadline, entries = time.monotonic() + 180, []
+    while time.monotonic() < deadline:
+        entries = cli.json("serve", "status")
+        if entries and entries[0]["status"] == "RUNNING" and entries[0]["version"] == 1:
+            break
+        time.sleep(2)
+    assert entries and entries[0]["model"] == "flights-delay" and entries[0]["version"] == 1, entries
+    url = f"http://127.0.0.1:{cli.env['RAYMLOPS_SERVE_PORT']}"
+    r = httpx.post(f"{url}/models/flights-delay/invocations", timeout=60,
+                   json={"inputs": {"temp": [1.5], "visib": [0.0]}})
+    assert r.status_code == 200 and r.json()["predictions"] == [1]
+    meta = httpx.get(f"{url}/v2/models/flights-delay", timeout=60).json()
+    assert meta["versions"] == ["1"]
