@@ -191,7 +191,7 @@ def deploy(
     Following an alias (the default, ``champion``) means replicas hot-swap when it moves; a
     ``version`` pins one. Deploying again updates the application in place (replicas whose
     arguments did not change keep running). ``routing``: a canary/shadow split (see
-    :mod:`raymlops.serving.traffic`); none by default.
+    :mod:`raymlops.serving.traffic`); by default the one already running, if any.
     """
     name, ref = _split_name(name, alias, version)
     base = options.model_dump() if isinstance(options, DeploymentOptions) else options
@@ -206,6 +206,10 @@ def deploy(
     from raymlops.serving.gateway import GATEWAY_APP, app_name
 
     RegistryClient.connect(settings).resolve(name, ref)  # a typed 404 before anything starts
+    if routing is None and app_name(name) in _applications():
+        from raymlops.serving.traffic import current_deployment
+
+        routing = current_deployment(name).get("routing")  # a redeploy keeps a running split
     _start_serve(settings)
     try:
         serve.run(build_app(name, ref, settings, opts, routing), name=app_name(name),

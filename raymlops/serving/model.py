@@ -1,4 +1,7 @@
-"""The model deployment: one loaded version per replica, batched, hot-swapped on alias moves.
+"""The model server: one loaded version per replica, batched, hot-swapped on alias moves.
+
+It runs inside the ingress replica (the default, ``colocate``) or as its own ``Model`` /
+``Canary`` / ``Shadow`` deployment; the code is the same either way.
 
 Request path: ``predict(frame)`` validates the frame against the version the replica holds
 *now* (422s are per request, so one bad request never fails a batch), then awaits the

@@ -44,7 +44,9 @@ class DeploymentOptions(BaseModel):
         "autoscale together). False: a separate Model deployment (e.g. on GPUs).")
     model_num_cpus: float = Field(default=0.25, gt=0, description="CPUs per model replica.")
     ingress_num_cpus: float = Field(default=0.1, gt=0, description="CPUs per ingress replica.")
-    ingress_replicas: int = Field(default=1, ge=1, description="HTTP ingress replicas.")
+    ingress_replicas: int = Field(
+        default=1, ge=1,
+        description="HTTP ingress replicas with colocate=False (colocated, they autoscale).")
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
     max_rows: int = Field(default=10_000, ge=1, description="More rows per request get 413.")

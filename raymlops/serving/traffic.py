@@ -66,7 +66,8 @@ def choose_canary(percent: float, sticky_value: str | None, rng: random.Random) 
     return bucket < percent * 100
 
 
-def _current(name: str) -> dict[str, Any]:
+def current_deployment(name: str) -> dict[str, Any]:
+    """What ``name``'s application runs with: ``ref``, ``options``, ``routing``, shadow counts."""
     from ray import serve
 
     from raymlops.serving.api import INGRESS_DEPLOYMENT
@@ -79,7 +80,7 @@ def _current(name: str) -> dict[str, Any]:
 def _redeploy(name: str, settings: Settings, routing: Routing) -> dict[str, Any]:
     from raymlops.serving.api import deploy
 
-    current = _current(name)
+    current = current_deployment(name)
     return deploy(name, version=current["ref"] if isinstance(current["ref"], int) else None,
                   alias=current["ref"] if isinstance(current["ref"], str) else None,
                   settings=settings, options=current["options"], routing=routing)
@@ -101,7 +102,7 @@ def canary(name: str, version: int | str, percent: float, *, sticky_header: str 
     v = _check_version(name, version, settings)
     if not 0 <= percent <= 100:
         raise ValidationError(f"percent must be within 0..100, got {percent}", field="percent")
-    routing = Routing(**_current(name)["routing"])
+    routing = Routing(**current_deployment(name)["routing"])
     new = routing.model_copy(update={"canary": Split(version=v, percent=percent,
                                                      sticky_header=sticky_header)})
     return _redeploy(name, settings, new)
@@ -113,7 +114,7 @@ def shadow(name: str, version: int | str, *, settings: Settings | None = None) -
 
     settings = _attach(settings)
     v = _check_version(name, version, settings)
-    routing = Routing(**_current(name)["routing"])
+    routing = Routing(**current_deployment(name)["routing"])
     return _redeploy(name, settings, routing.model_copy(update={"shadow": Split(version=v)}))
 
 
@@ -123,7 +124,7 @@ def promote(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
     from raymlops.serving.api import _attach
 
     settings = _attach(settings)
-    current = _current(name)
+    current = current_deployment(name)
     routing = Routing(**current["routing"])
     split, field = (routing.canary, "canary") if routing.canary else (routing.shadow, "shadow")
     if split is None:
@@ -140,6 +141,6 @@ def abort(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
     from raymlops.serving.api import _attach
 
     settings = _attach(settings)
-    if Routing(**_current(name)["routing"]) == Routing():
+    if Routing(**current_deployment(name)["routing"]) == Routing():
         raise ConflictError(f"{name} has no canary or shadow to abort", name=name)
     return _redeploy(name, settings, Routing())

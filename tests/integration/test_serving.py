@@ -122,6 +122,27 @@ def test_fuzzed_payloads_get_no_5xx_and_no_replica_dies(served) -> None:
     assert handle.stats.remote().result(timeout_s=30)["pid"] == pid_before
 
 
+def test_fuzzed_v2_payloads_get_no_5xx(served) -> None:
+    rng = np.random.default_rng(5)
+    values = [None, True, 1, 2.5, "x", [], [1.0], [[1.0, 2.0]], {"a": 1}, -1]
+    fields = ["name", "shape", "datatype", "data", "parameters"]
+    statuses: dict[int, int] = {}
+    for _ in range(200):
+        tensor = {f: values[rng.integers(len(values))] for f in fields if rng.random() < 0.7}
+        if rng.random() < 0.5:
+            tensor.update(name=str(rng.choice(["temp", "hour", "zz"])),
+                          datatype=str(rng.choice(["FP64", "INT64", "BYTES", "BOOL", "X"])))
+        body = {"inputs": [tensor]} if rng.random() < 0.9 else tensor
+        headers = dict(JSON)
+        if rng.random() < 0.1:
+            headers["inference-header-content-length"] = str(rng.integers(-5, 500))
+        r = served["http"].post(f"/v2/models/{NAME}/infer", content=json.dumps(body).encode(),
+                                headers=headers)
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    assert not [s for s in statuses if s >= 500], statuses
+    assert statuses.get(422, 0) > 0
+
+
 def test_open_inference_protocol_v2(served) -> None:
     http, version = served["http"], served["version"]
     assert http.get("/v2/health/live").json() == {"live": True}

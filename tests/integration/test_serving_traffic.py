@@ -66,7 +66,13 @@ def test_canary_share_is_within_five_points_of_the_setting(app) -> None:
 def test_sticky_canary_keeps_each_caller_on_one_side(app) -> None:
     from raymlops.serving import traffic
 
+    from raymlops import serving
+
     traffic.canary(NAME, app["v2"], 50, sticky_header="x-user", settings=app["settings"])
+    # deploying again (e.g. new replica bounds) keeps the running split
+    entry = serving.deploy(NAME, settings=app["settings"], min_replicas=1, max_replicas=1,
+                           log_flush_s=0.5)
+    assert entry["canary"]["percent"] == 50.0 and entry["canary"]["sticky_header"] == "x-user"
     sides = {}
     for user in range(30):
         seen = set(_versions(app["http"], 4, {"x-user": f"user-{user}"}))
