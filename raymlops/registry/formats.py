@@ -284,6 +284,13 @@ def deserialize(data: bytes, meta: ArtifactMeta, *, trusted_source: bool = False
     raise UnsafeArtifactError(f"unknown model format {meta.format!r}")
 
 
+def _float32(data: Any) -> np.ndarray:
+    """Numbers for a torch module; pandas' nullable columns (pd.NA) become NaN, not errors."""
+    if hasattr(data, "to_numpy"):
+        return data.to_numpy(dtype=np.float32, na_value=np.nan)
+    return np.asarray(data, dtype=np.float32)
+
+
 class Predictor:
     """A loaded model version, ready to predict on a DataFrame; says which version it is."""
 
@@ -319,7 +326,7 @@ class Predictor:
     def _torch_forward(self, data: Any) -> np.ndarray:
         import torch
 
-        array = np.asarray(data, dtype=np.float32)
+        array = _float32(data)
         with torch.no_grad():
             out = self.model(torch.from_numpy(array))
         return out.detach().cpu().numpy()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from raymlops.config import Settings
@@ -57,6 +58,8 @@ class SearchConfig(BaseModel):
     experiment: str = Field("raymlops-automl", description="MLflow experiment of the search.")
     alias: str = Field("challenger", description="Alias the best version gets.")
     register_best: bool = Field(True, description="Register the best trial's model.")
+    refit: bool = Field(True, description="Register the best configuration refit on train + validation rows "
+                                          "(its held-out AUC is the trial's); else the trial's own model.")
     warm_start: list[dict[str, Any]] = Field(default_factory=list, description="Configurations to evaluate first.")
 
     def check(self) -> None:
@@ -80,10 +83,12 @@ class SearchResult:
     path: str
     version: dict[str, Any] | None = None
     trial_runs: dict[str, str] = field(default_factory=dict)
+    best_model: Any = None  # the best trial's own model (never saw the validation rows)
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out.pop("trial_runs")
+        out.pop("best_model")
         return out
 
 
@@ -174,8 +179,14 @@ class _MlflowTrials:
         self.settings, self.experiment, self.parent = settings, experiment, parent_run_id
         self.data, self.window, self.views = data, data_window, feature_views
         self.runs: dict[str, str] = {}
+        self.on_trial: Any = None
 
     def log(self, trial: Any) -> None:
+        self._log(trial)
+        if self.on_trial is not None:
+            self.on_trial(len(self.runs), trial)
+
+    def _log(self, trial: Any) -> None:
         from raymlops.training.tracking import log_training_run
 
         ckpt = trial.checkpoint
@@ -240,8 +251,13 @@ def run_search(
     register_kwargs: dict[str, Any] | None = None,
     parent_version: int | None = None,
     search_name: str | None = None,
+    on_trial: Any = None,
 ) -> SearchResult:
-    """Run the search on the connected cluster; register the best trial (unless told not to)."""
+    """Run the search on the connected cluster; register the best trial (unless told not to).
+
+    ``on_trial(finished_count, trial)`` is called in this process as each trial ends (the
+    CLI drives its progress bar with it).
+    """
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -260,6 +276,7 @@ def run_search(
     for key, value in config.model_dump(exclude={"warm_start"}).items():
         client.log_param(parent_id, key, json.dumps(value) if isinstance(value, (list, dict)) else value)
     trials = _MlflowTrials(settings, config.experiment, parent_id, data, data_window, feature_views or {})
+    trials.on_trial = on_trial
     searcher = OptunaSearch(
         space=_Space(config.families), metric=METRIC, mode="max", seed=config.seed,
         points_to_evaluate=[w for w in config.warm_start if w.get("family") in config.families] or None,
@@ -309,12 +326,13 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
     client.log_metric(parent_id, f"best_{METRIC}", float(best.metrics[METRIC]))
     client.set_tag(parent_id, "raymlops.best_config", json.dumps(best_config))
     version = None
+    with best.checkpoint.as_directory() as folder:
+        best_model, state = load_checkpoint(folder)
     if config.register_best:
         from raymlops.registry.client import RegistryClient
 
-        with best.checkpoint.as_directory() as folder:
-            model, state = load_checkpoint(folder)
         family = state["family"]
+        model = _refit(family, best_config, data, int(state["step"]), config.seed) if config.refit else best_model
         X = data.X_train[data.columns_for(family)]
         lineage = {"run_id": best_run, "data_window": list(data_window) if data_window else None,
                    "feature_views": feature_views, "parent_version": parent_version,
@@ -331,7 +349,24 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
         name=config.name, best_config=best_config, best_metric=float(best.metrics[METRIC]),
         parent_run_id=parent_id, best_run_id=best_run, trials=len(results), stopped_early=stopped,
         wall_s=time.perf_counter() - started, path=path, version=version, trial_runs=dict(trials.runs),
+        best_model=best_model,
     )
+
+
+def _refit(family: str, config: dict[str, Any], data: TrainData, steps: int, seed: int) -> Any:
+    """The winning configuration trained on every row of the window (train + validation),
+    for as many steps as its trial ran: the newest rows matter most under drift."""
+    import pandas as pd
+
+    from raymlops.training.families import train_steps
+
+    params = {k: v for k, v in config.items() if k != "family"}
+    full = TrainData(pd.concat([data.X_train, data.X_valid]), np.concatenate([data.y_train, data.y_valid]),
+                     data.X_valid, data.y_valid, data.numeric, data.categorical)
+    model = None
+    for _, model, _ in train_steps(family, params, full, steps, seed=seed):
+        pass
+    return model
 
 
 def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings: Settings,

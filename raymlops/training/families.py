@@ -85,7 +85,9 @@ def _preprocess(family: str, data: TrainData) -> Any:
     else:
         cat = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                              encoded_missing_value=-1)
-        num = SimpleImputer(strategy="median") if family == "rf" else "passthrough"
+        # HGB handles NaN itself, so its numbers are only made float: StandardScaler keeps NaN,
+        # accepts pandas' nullable Int columns (pd.NA), and trees ignore monotone scaling.
+        num = SimpleImputer(strategy="median") if family == "rf" else StandardScaler()
     parts = []
     if data.categorical:
         parts.append(("cat", cat, list(data.categorical)))
@@ -156,7 +158,7 @@ def _mlp_steps(params: dict[str, Any], X: pd.DataFrame, y: np.ndarray, total: in
     model = start_model
     if model is None:
         model = TabularMLP(array.shape[1], hidden=int(params["hidden"]), layers=int(params["layers"]),
-                           dropout=float(params["dropout"]))
+                           dropout=float(params["dropout"]), columns=[str(c) for c in X.columns])
         model.set_scaling(array)
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(params["lr"]))

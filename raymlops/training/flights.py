@@ -17,7 +17,7 @@ import pandas as pd
 from raymlops.training.families import TrainData
 
 __all__ = ["CATEGORICAL", "ENTITY_TIMESTAMP", "LABEL", "OWN_NUMERIC", "SERVICE", "flights_frame",
-           "train_data"]
+           "model_inputs", "train_data"]
 
 SERVICE = "delay_model"
 ENTITY_TIMESTAMP = "sched_dep_ts"
@@ -49,15 +49,22 @@ def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, list(CATEGORICAL)
 
 
+def model_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with model inputs as float64 numbers and plain-object categories (other
+    columns, such as the label, kept): what every family was trained on."""
+    numeric, categorical = feature_columns(frame)
+    out = frame.copy()
+    out[numeric] = out[numeric].astype("float64")
+    out[categorical] = out[categorical].astype(object)
+    return out
+
+
 def train_data(train: pd.DataFrame, valid: pd.DataFrame) -> TrainData:
     """Model inputs as float64 numbers + string categories; labels as 0/1."""
     numeric, categorical = feature_columns(train)
 
     def inputs(frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame[categorical + numeric].copy()
-        out[numeric] = out[numeric].astype("float64")
-        out[categorical] = out[categorical].astype(object)
-        return out
+        return model_inputs(frame)[categorical + numeric]
 
     return TrainData(inputs(train), train[LABEL].astype(np.int64).to_numpy(),
                      inputs(valid), valid[LABEL].astype(np.int64).to_numpy(), numeric, categorical)

@@ -21,9 +21,15 @@ __all__ = ["TabularMLP", "fit_epoch", "pick_device"]
 class TabularMLP(nn.Module):
     """Binary classifier: standardise -> NaN to 0 -> [Linear, ReLU, Dropout] x layers -> logit."""
 
-    def __init__(self, n_features: int, hidden: int = 64, layers: int = 2, dropout: float = 0.1) -> None:
+    def __init__(self, n_features: int, hidden: int = 64, layers: int = 2, dropout: float = 0.1,
+                 columns: list[str] | None = None) -> None:
         super().__init__()
-        self.init_kwargs = {"n_features": n_features, "hidden": hidden, "layers": layers, "dropout": dropout}
+        if columns is not None and len(columns) != n_features:
+            raise ValueError(f"{len(columns)} column names for {n_features} features")
+        self.init_kwargs = {"n_features": n_features, "hidden": hidden, "layers": layers, "dropout": dropout,
+                            "columns": list(columns) if columns is not None else None}
+        # The input columns, in order (a DataFrame with more columns is narrowed to these).
+        self.input_columns = list(columns) if columns is not None else None
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         blocks: list[nn.Module] = []
@@ -46,7 +52,9 @@ class TabularMLP(nn.Module):
         return self.net(z).squeeze(-1)
 
     def _tensor(self, X: Any) -> torch.Tensor:
-        array = np.asarray(X, dtype=np.float32)
+        if self.input_columns is not None and hasattr(X, "columns"):
+            X = X[self.input_columns]
+        array = X.to_numpy(dtype=np.float32, na_value=np.nan) if hasattr(X, "to_numpy") else np.asarray(X, dtype=np.float32)
         return torch.from_numpy(array).to(self.mean.device)
 
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""AutoML benchmark: raymlops (Ray Tune, TPE + ASHA, MLflow per trial) vs Optuna sequential.
+
+Same space (HGB / logistic regression / random forest, `training.families.suggest`), same
+budget (40 trials), same data: flights of January train, February validates, with flight
+fields + point-in-time weather + plane features. Optuna runs TPE in one process, one trial
+after the other, each trial trained to its full step count (no pruner), no tracking.
+Targets (issue #7): best AUC >= Optuna's; wall time <= 1.0x; overhead <= 0.3 s per trial,
+where overhead = (wall x parallel trials - sum of the trials' own training seconds) / trials.
+
+    python benchmarks/tune_bench.py [--trials 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, write_section  # noqa: E402
+
+FAMILIES = ["hgb", "logreg", "rf"]
+STEPS = 8
+
+
+def optuna_search(data, trials: int, seed: int) -> tuple[float, float]:
+    import optuna
+    from threadpoolctl import threadpool_limits
+
+    from raymlops.training.families import suggest, train_steps, validation_auc
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: optuna.Trial) -> float:
+        suggest(trial, FAMILIES)
+        params = dict(trial.params)
+        family = params.pop("family")
+        model = None
+        for _, model, _ in train_steps(family, params, data, STEPS, seed=seed):
+            pass
+        return validation_auc(model, family, data)
+
+    started = time.perf_counter()
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    with threadpool_limits(limits=1):  # one process, one core: what "sequential" means
+        study.optimize(objective, n_trials=trials)
+    return time.perf_counter() - started, study.best_value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    args = parser.parse_args()
+
+    import os
+
+    import ray
+
+    import raymlops
+    from raymlops.config import load_settings
+    from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
+    from raymlops.features.client import FeatureStoreClient
+    from raymlops.training.automl import SearchConfig, run_search
+    from raymlops.training.flights import flights_frame, train_data
+
+    cpus = os.cpu_count() or 2
+    root = Path(tempfile.mkdtemp(prefix="tune-bench-"))
+    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             namespace="raymlops")
+    settings = raymlops.init(load_settings(storage_root=root)).settings
+    fs = FeatureStoreClient.connect(settings)
+    fs.apply(DEFINITIONS)
+    fs.ingest("weather", weather_rows())
+    fs.ingest("planes", planes_rows())
+    features = fs.historical_features("delay_model")
+    data = train_data(flights_frame(features, 1), flights_frame(features, 2))
+    print(f"train {len(data.y_train):,} rows (January), validate {len(data.y_valid):,} (February)")
+
+    config = SearchConfig(name="bench", families=FAMILIES, num_samples=args.trials, max_steps=STEPS,
+                          register_best=False, seed=0)
+    started = time.perf_counter()
+    result = run_search(config, data, settings=settings)
+    tune_wall = time.perf_counter() - started
+    from ray import tune
+
+    grid = tune.ExperimentAnalysis(result.path).dataframe()
+    compute = float(grid["time_total_s"].sum())
+    parallel = min(cpus, args.trials)
+    overhead = (tune_wall * parallel - compute) / args.trials
+    print(f"raymlops: {tune_wall:.1f} s, best AUC {result.best_metric:.4f}, {result.stopped_early} stopped early")
+
+    opt_wall, opt_best = optuna_search(data, args.trials, seed=0)
+    print(f"optuna: {opt_wall:.1f} s, best AUC {opt_best:.4f}")
+    ratio = tune_wall / opt_wall
+    md = f"""## AutoML (`benchmarks/tune_bench.py --trials {args.trials}`)
+
+Space: {', '.join(FAMILIES)} and their hyperparameters; {args.trials} trials; up to {STEPS} steps (x25 trees/iterations). Train: January flights ({len(data.y_train):,}), validate: February ({len(data.y_valid):,}); flight fields + point-in-time weather + plane features. Baseline: Optuna TPE, sequential, one process, no pruning, no tracking. raymlops: Ray Tune with Optuna's TPE, ASHA, {parallel} trials at a time, each trial checkpointed and logged to MLflow as a nested run with plots. Same run, {machine()}.
+
+| search | wall s | best validation AUC | trials stopped early |
+|---|---:|---:|---:|
+| Optuna, sequential (baseline) | {opt_wall:.1f} | {opt_best:.4f} | 0 |
+| `raymlops train` (Tune + ASHA + MLflow) | {tune_wall:.1f} | {result.best_metric:.4f} | {result.stopped_early} |
+
+Wall time ratio raymlops / Optuna: **{ratio:.2f}x** (target <= 1.0x: {'met' if ratio <= 1.0 else '**missed**'}); best AUC {'>=' if result.best_metric >= opt_best else '<'} Optuna's (target: same or better: {'met' if result.best_metric >= opt_best - 1e-4 else '**missed**'}); overhead per trial (wall x {parallel} - trial compute) / trials = **{overhead:.2f} s** (target <= 0.3 s: {'met' if overhead <= 0.3 else '**missed**'}).
+"""
+    print(md)
+    write_section("tune", md)
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""Continuous training: watch drift and performance, retrain, gate, promote -- or say why not.
+
+One *cycle* (``ContinuousTrainer.cycle``) is what the loop does whenever new labeled data
+lands (the flights example: at the end of each month):
+
+1. **Signals**: data drift of the newest window against the champion's training window
+   (``drift_report``), and the champion's ROC AUC on the newest labeled window against the
+   AUC it had when it was trained (its lineage).
+2. **Trigger**: drift over threshold, a performance drop over threshold, the schedule, or a
+   manual request. A cooldown (in cycles) stops retrain storms.
+3. **Train**: an AutoML search on the training window (sliding or expanding), warm-started
+   from the champion's configuration, registered as ``challenger``.
+4. **Gate** (TFX's Evaluator role): challenger and champion are scored on the same newest
+   labeled window; the challenger is promoted only if better by ``promote_margin``. Serving
+   hot-swaps on the alias move. Otherwise the decision says why not.
+
+Every cycle is an :class:`Event` (trigger, drift summary, window, versions, metrics,
+decision, reason), logged as a run of MLflow experiment ``raymlops-ct`` -- durable, visible in
+the MLflow UI, and what ``raymlops ct status`` lists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from raymlops.config import Settings
+
+__all__ = ["CTPolicy", "ContinuousTrainer", "Event", "decide_trigger", "history", "log_event",
+           "training_window"]
+
+CT_EXPERIMENT = "raymlops-ct"
+Trigger = Literal["drift", "performance", "schedule", "manual", "bootstrap"]
+
+
+class CTPolicy(BaseModel):
+    """When to retrain, on what, and when a challenger is good enough."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="Registered model the loop manages.")
+    window: Literal["sliding", "expanding"] = Field("sliding", description="Training window kind.")
+    window_periods: int = Field(2, ge=1, description="Periods in a sliding window.")
+    drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that triggers.")
+    drift_columns: list[str] | None = Field(None, description="Columns to watch (default: model inputs).")
+    performance_drop: float = Field(0.02, ge=0, description="AUC drop below the champion's baseline that triggers.")
+    schedule_every: int | None = Field(None, ge=1, description="Retrain every N cycles regardless.")
+    cooldown: int = Field(1, ge=0, description="Cycles after a retrain in which no trigger retrains.")
+    promote_margin: float = Field(0.0, ge=0, description="AUC the challenger must win by.")
+    trials: int = Field(6, ge=1, description="AutoML trials per retrain.")
+    max_steps: int = Field(4, ge=1, description="Steps of an iterative trial.")
+    families: list[str] = Field(default_factory=lambda: ["logreg", "hgb", "rf", "mlp"])
+    valid_fraction: float = Field(0.25, gt=0, lt=1, description="Newest share of the window that validates.")
+
+
+@dataclass
+class Event:
+    """One cycle's decision, with its lineage (what ``ct status`` shows)."""
+
+    cycle: int
+    period: str
+    trigger: str | None
+    decision: Literal["none", "cooldown", "promoted", "rejected", "failed", "rollback"]
+    reason: str
+    champion_before: int | None
+    champion_after: int | None
+    challenger: int | None = None
+    champion_auc: float | None = None
+    challenger_auc: float | None = None
+    baseline_auc: float | None = None
+    share_drifted: float | None = None
+    dataset_drift: bool | None = None
+    data_window: tuple[str, str] | None = None
+    seconds: float = 0.0
+    at: float = field(default_factory=time.time)
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide_trigger(
+    policy: CTPolicy, *, cycle: int, last_retrain_cycle: int | None, share_drifted: float | None,
+    champion_auc: float | None, baseline_auc: float | None, manual: bool = False,
+) -> tuple[Trigger | None, str]:
+    """(trigger or None, why). Manual beats cooldown; everything else waits it out."""
+    if manual:
+        return "manual", "requested"
+    reasons: list[tuple[Trigger, str]] = []
+    if share_drifted is not None and share_drifted >= policy.drift_share:
+        reasons.append(("drift", f"{share_drifted:.0%} of columns drifted (threshold {policy.drift_share:.0%})"))
+    if champion_auc is not None and baseline_auc is not None and baseline_auc - champion_auc > policy.performance_drop:
+        reasons.append(("performance", f"AUC {champion_auc:.4f} vs baseline {baseline_auc:.4f} "
+                                       f"(drop > {policy.performance_drop})"))
+    if policy.schedule_every and (last_retrain_cycle is None or cycle - last_retrain_cycle >= policy.schedule_every):
+        reasons.append(("schedule", f"every {policy.schedule_every} cycles"))
+    if not reasons:
+        return None, "no drift, no performance drop, not scheduled"
+    if last_retrain_cycle is not None and cycle - last_retrain_cycle <= policy.cooldown:
+        return None, f"cooldown: retrained at cycle {last_retrain_cycle}; would trigger on " + reasons[0][1]
+    return reasons[0][0], "; ".join(r for _, r in reasons)
+
+
+def training_window(policy: CTPolicy, periods: list[Any], newest: int) -> list[Any]:
+    """Periods to train on, ending with ``periods[newest]`` (sliding or expanding)."""
+    start = 0 if policy.window == "expanding" else max(0, newest - policy.window_periods + 1)
+    return periods[start:newest + 1]
+
+
+def _auc(model: Any, family: str | None, frame: pd.DataFrame, label: str) -> float:
+    """ROC AUC of a Predictor, a Pipeline or the MLP on ``frame`` (each picks its columns)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = frame[label].astype(int).to_numpy()
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    names = (getattr(model, "feature_names", None) or getattr(model, "input_columns", None)
+             or list(getattr(model, "feature_names_in_", [])))
+    inputs = frame[list(names)] if names else frame
+    return float(roc_auc_score(y, model.predict_proba(inputs)[:, 1]))
+
+
+class ContinuousTrainer:
+    """The loop's logic over a data source; usable in-process (replay, demo) or in the actor.
+
+    ``data(periods)`` returns labeled rows (features + label) of those periods, in time order.
+    ``search(config_overrides, train_rows, valid_rows, parent_version)`` runs AutoML and returns
+    a SearchResult (injected, so the loop is testable without Tune).
+    """
+
+    def __init__(self, policy: CTPolicy, settings: Settings, data: Callable[[list[Any]], pd.DataFrame],
+                 search: Callable[..., Any], *, label: str, timestamp: str, drift_columns: list[str],
+                 periods_in: Callable[[list[str]], list[Any]],
+                 prepare: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f) -> None:
+        self.policy, self.settings = policy, settings
+        self.prepare = prepare
+        self.data, self.search, self.periods_in = data, search, periods_in
+        self.label, self.timestamp = label, timestamp
+        self.drift_columns = policy.drift_columns or drift_columns
+        self.events: list[Event] = []
+        self.last_retrain_cycle: int | None = None
+        self.retrains = 0
+
+    # -- registry ---------------------------------------------------------------------------
+
+    def _registry(self) -> Any:
+        from raymlops.registry.client import RegistryClient
+
+        return RegistryClient.connect(self.settings)
+
+    def _champion(self) -> tuple[int | None, Any, dict[str, Any] | None]:
+        from raymlops.exceptions import NotFoundError
+
+        registry = self._registry()
+        try:
+            info = registry.get_version(self.policy.model, "champion")
+        except NotFoundError:
+            return None, None, None
+        return int(info["version"]), registry.load(self.policy.model, info["version"]), info
+
+    # -- one cycle --------------------------------------------------------------------------
+
+    def cycle(self, periods: list[Any], newest: int, *, manual: bool = False) -> Event:
+        """Run one cycle after ``periods[newest]`` got its labels."""
+        from raymlops.monitoring.drift import drift_report
+
+        started = time.perf_counter()
+        number = len(self.events) + 1
+        champion_v, champion, info = self._champion()
+        recent = self.data([periods[newest]])
+        share = drifted = None
+        champion_auc = baseline = None
+        if champion is not None:
+            window = (info or {}).get("lineage", {}).get("data_window")
+            reference = self._reference(window)
+            cols = [c for c in self.drift_columns if c in recent.columns]
+            report = drift_report(reference[cols], recent[cols], domain_classifier=False)
+            share, drifted = float(report["share_drifted"]), bool(report["dataset_drift"])
+            champion_auc = _auc(champion, None, self.prepare(recent), self.label)
+            baseline = (info or {}).get("lineage", {}).get("metrics", {}).get("roc_auc")
+        trigger, reason = decide_trigger(
+            self.policy, cycle=number, last_retrain_cycle=self.last_retrain_cycle, share_drifted=share,
+            champion_auc=champion_auc, baseline_auc=baseline, manual=manual or champion is None,
+        )
+        if champion is None:
+            trigger, reason = "bootstrap", "no champion yet"
+        event = Event(number, str(periods[newest]), trigger, "none", reason, champion_v, champion_v,
+                      champion_auc=champion_auc, baseline_auc=baseline, share_drifted=share,
+                      dataset_drift=drifted)
+        if trigger is None:
+            event.decision = "cooldown" if reason.startswith("cooldown") else "none"
+        else:
+            self._retrain(event, periods, newest, info)
+        event.seconds = time.perf_counter() - started
+        event.run_id = self._log(event)
+        self.events.append(event)
+        return event
+
+    def _reference(self, window: list[str] | None) -> pd.DataFrame:
+        """The champion's training rows (by its lineage's data window)."""
+        if not window:
+            raise ValueError("the champion has no data window in its lineage to compare against")
+        return self.data(self.periods_in(list(window)))
+
+    def _retrain(self, event: Event, periods: list[Any], newest: int, info: dict[str, Any] | None) -> None:
+        from raymlops.training.train_config import split_by_time, window_bounds
+
+        if event.trigger != "bootstrap":  # the first model is not a retrain: no cooldown, not counted
+            self.last_retrain_cycle = event.cycle
+            self.retrains += 1
+        chosen = training_window(self.policy, periods, newest)
+        frame = self.data(chosen)
+        train_rows, valid_rows = split_by_time(frame, self.policy.valid_fraction, self.timestamp)
+        event.data_window = window_bounds(frame, self.timestamp)
+        warm = []
+        if info and info.get("tags", {}).get("config"):
+            warm.append(json.loads(info["tags"]["config"]))
+        try:
+            result = self.search(warm, train_rows, valid_rows, event.champion_before)
+        except Exception as exc:  # noqa: BLE001 - recorded as the decision, loop keeps going
+            event.decision, event.reason = "failed", f"{event.reason}; training failed: {type(exc).__name__}: {exc}"
+            return
+        challenger_v = int(result.version["version"])
+        event.challenger = challenger_v
+        registry = self._registry()
+        # Gate on rows the candidate never trained on: the winning trial's own model (the
+        # registered version is the same configuration refit on the whole window).
+        candidate = result.best_model if result.best_model is not None else registry.load(self.policy.model, challenger_v)
+        event.challenger_auc = _auc(candidate, None, self.prepare(valid_rows), self.label)
+        if event.champion_before is None:
+            registry.promote(self.policy.model, challenger_v)
+            event.decision, event.champion_after = "promoted", challenger_v
+            event.reason = f"{event.reason}; first champion (AUC {event.challenger_auc:.4f})"
+            return
+        champion = registry.load(self.policy.model, event.champion_before)
+        gate_champion = _auc(champion, None, self.prepare(valid_rows), self.label)
+        if event.challenger_auc >= gate_champion + self.policy.promote_margin:
+            registry.promote(self.policy.model, challenger_v)
+            event.decision, event.champion_after = "promoted", challenger_v
+            event.reason = (f"{event.reason}; challenger v{challenger_v} AUC {event.challenger_auc:.4f} beats "
+                            f"champion v{event.champion_before} {gate_champion:.4f} by >= {self.policy.promote_margin}")
+        else:
+            event.decision = "rejected"
+            event.reason = (f"{event.reason}; challenger v{challenger_v} AUC {event.challenger_auc:.4f} does not "
+                            f"beat champion v{event.champion_before} {gate_champion:.4f} by {self.policy.promote_margin}")
+
+    def _log(self, event: Event) -> str:
+        return log_event(self.settings, self.policy.model, event)
+
+
+def log_event(settings: Settings, model: str, event: Event) -> str:
+    """Record a decision as a run of MLflow experiment ``raymlops-ct`` (durable; the UI and
+    ``ct status`` read it). Returns the run id."""
+    from raymlops.training.tracking import ensure_experiment, tracking_client
+
+    client = tracking_client(settings)
+    exp = ensure_experiment(client, CT_EXPERIMENT, str(settings.artifact_location))
+    tags = {"raymlops.ct.model": model, "raymlops.ct.decision": event.decision,
+            "raymlops.ct.trigger": str(event.trigger), "raymlops.ct.period": event.period,
+            "raymlops.ct.event": json.dumps(event.to_dict(), default=str)[:7900]}
+    run = client.create_run(exp.experiment_id, run_name=f"ct-{event.cycle}-{event.period}", tags=tags)
+    for key in ("champion_auc", "challenger_auc", "baseline_auc", "share_drifted"):
+        value = getattr(event, key)
+        if value is not None and value == value:
+            client.log_metric(run.info.run_id, key, float(value))
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def history(settings: Settings, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Past events from MLflow (what ``ct status`` shows, across restarts), newest first."""
+    from raymlops.training.tracking import tracking_client
+
+    client = tracking_client(settings)
+    exp = client.get_experiment_by_name(CT_EXPERIMENT)
+    if exp is None:
+        return []
+    query = f"tags.`raymlops.ct.model` = '{model}'" if model else ""
+    runs = client.search_runs([exp.experiment_id], filter_string=query, max_results=limit,
+                              order_by=["attributes.start_time DESC"])
+    return [json.loads(r.data.tags["raymlops.ct.event"]) for r in runs if "raymlops.ct.event" in r.data.tags]

@@ -1,0 +1,72 @@
+"""Continuous-training decisions without Ray: triggers, cooldown, windows, time split."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from raymlops.exceptions import ConfigError, ValidationError
+from raymlops.training.ct import CTPolicy, decide_trigger, training_window
+from raymlops.training.ct_flights import months_in
+from raymlops.training.train_config import load_train_config, split_by_time
+
+P = CTPolicy(model="m", drift_share=0.5, performance_drop=0.02, cooldown=1)
+
+
+def test_quiet_data_does_not_trigger() -> None:
+    assert decide_trigger(P, cycle=3, last_retrain_cycle=1, share_drifted=0.2, champion_auc=0.70,
+                          baseline_auc=0.71)[0] is None
+
+
+@pytest.mark.parametrize("share,auc,expected", [(0.6, 0.70, "drift"), (0.1, 0.65, "performance"),
+                                                (0.7, 0.60, "drift")])
+def test_drift_or_a_performance_drop_triggers(share, auc, expected) -> None:
+    trigger, why = decide_trigger(P, cycle=5, last_retrain_cycle=1, share_drifted=share,
+                                  champion_auc=auc, baseline_auc=0.70)
+    assert trigger == expected and why
+
+
+def test_cooldown_blocks_a_retrain_storm_but_not_a_manual_request() -> None:
+    trigger, why = decide_trigger(P, cycle=2, last_retrain_cycle=1, share_drifted=0.9, champion_auc=0.5,
+                                  baseline_auc=0.7)
+    assert trigger is None and why.startswith("cooldown")
+    assert decide_trigger(P, cycle=2, last_retrain_cycle=1, share_drifted=None, champion_auc=None,
+                          baseline_auc=None, manual=True)[0] == "manual"
+
+
+def test_schedule_triggers_every_n_cycles() -> None:
+    policy = P.model_copy(update={"schedule_every": 3, "cooldown": 0})
+    fired = [c for c in range(1, 10) if decide_trigger(
+        policy, cycle=c, last_retrain_cycle=(c // 3) * 3 if c % 3 else c - 3, share_drifted=0.0,
+        champion_auc=0.7, baseline_auc=0.7)[0] == "schedule"]
+    assert fired == [3, 6, 9]
+
+
+def test_sliding_and_expanding_windows() -> None:
+    months = list(range(1, 13))
+    assert training_window(P, months, 5) == [5, 6]
+    assert training_window(P.model_copy(update={"window": "expanding"}), months, 5) == [1, 2, 3, 4, 5, 6]
+    assert training_window(P.model_copy(update={"window_periods": 4}), months, 1) == [1, 2]
+
+
+def test_lineage_window_maps_to_months() -> None:
+    assert months_in(["2013-01-01T05:00:00+00:00", "2013-02-28T23:00:00+00:00"]) == [1, 2]
+    # The last February departure (23:59 in New York) is March 1st in UTC: still February.
+    assert months_in(["2013-01-01T10:15:00+00:00", "2013-03-01T04:59:00+00:00"]) == [1, 2]
+
+
+def test_time_split_keeps_the_future_out_of_training() -> None:
+    frame = pd.DataFrame({"t": pd.date_range("2013-01-01", periods=100, freq="h", tz="UTC"), "x": range(100)})
+    train, valid = split_by_time(frame.sample(frac=1, random_state=0), 0.25, "t")
+    assert train["t"].max() < valid["t"].min() and len(train) + len(valid) == 100
+    with pytest.raises(ValidationError):
+        split_by_time(frame.head(0), 0.25, "t")
+
+
+def test_train_config_errors_name_the_problem(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: m\nfamilies: [logreg]\nnum_sample: 3\n")
+    with pytest.raises(ConfigError, match="num_sample"):
+        load_train_config(bad)
+    with pytest.raises(ConfigError, match="no config file"):
+        load_train_config(tmp_path / "none.yaml")
