@@ -1,15 +1,22 @@
 """Drift reports: summaries in one pass over the data (Ray Data for files), tests, verdict.
 
-``drift_report(reference, current)`` takes DataFrames or Parquet/CSV paths. Paths are read
-with Ray Data and summarised per block (``map_batches``), so the pass scales past one
-machine; the merged summaries are small and the tests run on them in the caller. A
-multivariate domain classifier (can a model tell reference from current rows?) adds a
-dataset-level signal that per-column tests miss: its ROC AUC is ~0.5 without drift.
+``drift_report(reference, current)`` takes DataFrames or Parquet/CSV paths. For paths, Ray
+Data maps over the files (one task per file or row group, read with pyarrow where it runs)
+and each task returns only its mergeable summary, so the pass scales past one machine; the
+merged summaries are small and the tests run on them in the caller. The same pass keeps a uniform row sample for a multivariate domain classifier (can a
+model tell reference from current rows?), a dataset-level signal that per-column tests miss:
+its ROC AUC is ~0.5 without drift. Reference and current files are summarised in one Ray
+Data execution.
+
+Bad input is a :class:`ValidationError` naming the side and column: a missing path, empty
+data, columns absent on one side, a column numeric on one side and text on the other, a
+column with no non-null values.
 """
 
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +38,14 @@ from raymlops.monitoring.summaries import (
     summarize_column,
 )
 
-__all__ = ["domain_classifier_auc", "drift_report", "summarize"]
+__all__ = ["CLASSIFIER_ROWS", "RowSample", "domain_classifier_auc", "drift_report", "summarize",
+           "summarize_with_sample"]
 
 Summaries = dict[str, NumericSummary | CategoricalSummary]
+CLASSIFIER_ROWS = 5000  # rows per side the domain classifier trains on
 
 
-def _kinds(df: pd.DataFrame, columns: list[str]) -> dict[str, str]:
+def _pandas_kinds(df: pd.DataFrame, columns: list[str]) -> dict[str, str]:
     kinds = {}
     for c in columns:
         series = df[c]
@@ -45,64 +54,218 @@ def _kinds(df: pd.DataFrame, columns: list[str]) -> dict[str, str]:
     return kinds
 
 
-def _summarize_frame(df: pd.DataFrame, kinds: dict[str, str], k: int, seed: int | None) -> Summaries:
-    rng = np.random.default_rng(seed)
-    return {c: summarize_column(df[c].to_numpy(), kind, k, rng) for c, kind in kinds.items()}
+def _arrow_kinds(schema: Any, columns: list[str]) -> dict[str, str]:
+    """Kinds from an Arrow schema (free for Parquet: no rows read), as for pandas dtypes."""
+    import pyarrow as pa
+
+    types = dict(zip(schema.names, schema.types, strict=True))
+    return {c: "numeric" if (pa.types.is_integer(types[c]) or pa.types.is_floating(types[c]))
+            else "categorical" for c in columns}
 
 
-def _merge(parts: list[Summaries]) -> Summaries:
-    out = dict(parts[0])
+def _name(source: Any) -> str:
+    return "the DataFrame" if isinstance(source, pd.DataFrame) else str(source)
+
+
+_MIN_TASKS = 8  # below this many files, split Parquet files by row group for parallelism
+
+
+@dataclass
+class _Source:
+    """An opened input: a DataFrame, or files as a ``pyarrow.dataset`` (schema and file list
+    only; no rows read). Hive partition folders (``month=1/``) become columns, as with
+    ``ray.data.read_parquet``; files starting with ``_`` or ``.`` are ignored."""
+
+    source: Any
+    data: Any
+    available: list[str]
+
+    @classmethod
+    def open(cls, source: pd.DataFrame | str | Path) -> _Source:
+        if isinstance(source, pd.DataFrame):
+            return cls(source, source, [str(c) for c in source.columns])
+        import pyarrow.dataset as pads
+
+        path = Path(source)
+        if not path.exists():
+            raise ValidationError(f"{path} does not exist", field="path")
+        fmt = "csv" if path.suffix == ".csv" else "parquet"
+        try:
+            data = pads.dataset(str(path), format=fmt, partitioning="hive")
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
+            raise ValidationError(f"{path} is not readable as {fmt}: {exc}", field="path") from exc
+        if not data.files:
+            raise ValidationError(f"{path} holds no {fmt} files", field="path")
+        return cls(source, data, list(data.schema.names))
+
+    def kinds(self, columns: list[str]) -> dict[str, str]:
+        missing = [c for c in columns if c not in self.available]
+        if missing:
+            raise ValidationError(f"{_name(self.source)} lacks columns {missing} (it has "
+                                  f"{self.available})", field="columns")
+        if isinstance(self.data, pd.DataFrame):
+            return _pandas_kinds(self.data, columns)
+        return _arrow_kinds(self.data.schema, columns)
+
+    def fragments(self) -> list[Any]:
+        """Units of work: one per file, or per row group when there are few files."""
+        fragments = list(self.data.get_fragments())
+        if len(fragments) < _MIN_TASKS and hasattr(fragments[0], "split_by_row_group"):
+            fragments = [rg for f in fragments for rg in f.split_by_row_group()]
+        return fragments
+
+
+@dataclass
+class RowSample:
+    """A bottom-k sample of whole rows (the domain classifier's input), mergeable like
+    :class:`NumericSummary`: the k smallest random priorities of a union are the k smallest
+    of its parts', so the merged sample is uniform over all rows however they were split.
+    Taking it in the summary pass saves a second read of the data."""
+
+    priorities: np.ndarray
+    frame: pd.DataFrame
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame | Any, k: int, rng: np.random.Generator) -> RowSample:
+        priorities = rng.random(len(frame))
+        keep = np.argpartition(priorities, k - 1)[:k] if len(frame) > k else np.arange(len(frame))
+        rows = frame.take(keep)
+        if not isinstance(rows, pd.DataFrame):  # an Arrow table: only k rows become pandas
+            rows = rows.to_pandas()
+        return cls(priorities[keep], rows.reset_index(drop=True))
+
+    def merge(self, other: RowSample, k: int) -> RowSample:
+        priorities = np.concatenate([self.priorities, other.priorities])
+        frame = pd.concat([self.frame, other.frame], ignore_index=True)
+        if len(priorities) > k:
+            keep = np.argpartition(priorities, k - 1)[:k]
+            priorities, frame = priorities[keep], frame.take(keep).reset_index(drop=True)
+        return RowSample(priorities, frame)
+
+
+@dataclass
+class _Part:
+    summaries: Summaries
+    rows: int
+    sample: RowSample
+
+
+def _summarize_block(batch: pd.DataFrame | Any, kinds: dict[str, str], k: int,
+                     sample_rows: int) -> _Part:
+    """One block (pandas or Arrow): column summaries plus its row sample."""
+    rng = np.random.default_rng()
+    if isinstance(batch, pd.DataFrame):
+        columns, rows = {c: batch[c].to_numpy() for c in kinds}, len(batch)
+    else:
+        columns, rows = {c: batch.column(c) for c in kinds}, batch.num_rows
+    summaries = {c: summarize_column(columns[c], kind, k, rng) for c, kind in kinds.items()}
+    return _Part(summaries, rows, RowSample.of(batch, sample_rows, rng))
+
+
+def _merge(parts: list[_Part], sample_rows: int) -> _Part:
+    out = _Part(dict(parts[0].summaries), parts[0].rows, parts[0].sample)
     for part in parts[1:]:
-        for c, s in part.items():
-            out[c] = out[c].merge(s)  # type: ignore[arg-type]
+        for c, s in part.summaries.items():
+            out.summaries[c] = out.summaries[c].merge(s)  # type: ignore[arg-type]
+        out.rows += part.rows
+        out.sample = out.sample.merge(part.sample, sample_rows)
     return out
 
 
-def _read(source: pd.DataFrame | str | Path) -> Any:
-    if isinstance(source, pd.DataFrame):
-        return source
-    path = Path(source)
-    if not path.exists():
-        raise ValidationError(f"{path} does not exist", field="path")
-    import ray.data
+def _read_fragment(fragment: Any, schema: Any, columns: list[str]) -> Any:
+    """One file (or row group) as an Arrow table of ``columns``, partition columns filled."""
+    return fragment.to_table(schema=schema, columns=columns)
 
-    if path.suffix == ".csv":
-        return ray.data.read_csv(str(path))
-    return ray.data.read_parquet(str(path))
+
+def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: int) -> list[_Part]:
+    """Every source summarised; all file sources together in ONE Ray Data execution.
+
+    Ray Data maps over the files' fragments (``from_items`` + ``map_batches``, one fragment
+    per task): each task reads its fragment with pyarrow and returns only its small summary,
+    so the data never travels. One execution for both sides, rather than a
+    ``read_parquet`` per side, because each Parquet read in Ray 2.60 first starts its own
+    footer-reader actors (~0.8 s on 2 cores) before the first row is read.
+    """
+    columns = list(kinds)
+    parts: list[_Part | None] = [None] * len(sources)
+    items = []
+    for i, opened in enumerate(sources):
+        if isinstance(opened.data, pd.DataFrame):
+            parts[i] = _summarize_block(opened.data[columns], kinds, k, sample_rows)
+        else:
+            schema = opened.data.schema
+            items += [{"side": i, "task": pickle.dumps((f, schema))} for f in opened.fragments()]
+    if items:
+        import ray.data
+
+        def block(batch: dict[str, Any]) -> dict[str, list[Any]]:
+            out: dict[str, list[Any]] = {"side": [], "part": []}
+            for side, task in zip(batch["side"], batch["task"], strict=True):
+                fragment, schema = pickle.loads(task)  # noqa: S301 - built just above
+                table = _read_fragment(fragment, schema, columns)
+                out["side"].append(int(side))
+                out["part"].append(pickle.dumps(_summarize_block(table, kinds, k, sample_rows)))
+            return out
+
+        rows = (ray.data.from_items(items, override_num_blocks=len(items))
+                .map_batches(block, batch_size=1, batch_format="numpy").take_all())
+        for i in {int(r["side"]) for r in rows}:
+            # Parts are produced by our own code in this same job, never read from a store.
+            mine = [pickle.loads(r["part"]) for r in rows if int(r["side"]) == i]  # noqa: S301
+            parts[i] = _merge(mine, sample_rows)
+    return [p if p is not None else _summarize_block(pd.DataFrame({c: [] for c in columns}),
+                                                     kinds, k, sample_rows) for p in parts]
+
+
+def summarize_with_sample(source: pd.DataFrame | str | Path, columns: list[str] | None = None,
+                          kinds: dict[str, str] | None = None, k: int = DEFAULT_SAMPLE,
+                          sample_rows: int = CLASSIFIER_ROWS
+                          ) -> tuple[Summaries, dict[str, str], int, pd.DataFrame]:
+    """Summaries of every column and a uniform row sample, in one pass.
+
+    Returns ``(summaries, kinds, rows, sample)``; ``kinds`` forces how columns are read
+    (the current side is read as the reference was).
+    """
+    opened = _Source.open(source)
+    columns = columns or opened.available
+    found = opened.kinds(columns)
+    kinds = kinds or found
+    (part,) = _passes([opened], kinds, k, sample_rows)
+    return part.summaries, kinds, part.rows, part.sample.frame
 
 
 def summarize(source: pd.DataFrame | str | Path, columns: list[str] | None = None,
               kinds: dict[str, str] | None = None, k: int = DEFAULT_SAMPLE) -> tuple[Summaries, dict[str, str], int]:
     """Summaries of every column, one pass; returns (summaries, kinds, rows)."""
-    data = _read(source)
-    if isinstance(data, pd.DataFrame):
-        columns = columns or list(data.columns)
-        kinds = kinds or _kinds(data, columns)
-        return _summarize_frame(data, kinds, k, None), kinds, len(data)
-    head = data.limit(1000).to_pandas()
-    columns = columns or list(head.columns)
-    missing = [c for c in columns if c not in head.columns]
-    if missing:
-        raise ValidationError(f"{source} lacks columns {missing}", field="columns")
-    kinds = kinds or _kinds(head, columns)
-
-    def block(batch: pd.DataFrame) -> pd.DataFrame:
-        summaries = _summarize_frame(batch, kinds, k, None)
-        return pd.DataFrame({"summary": [pickle.dumps(summaries)], "rows": [len(batch)]})
-
-    rows = data.select_columns(columns).map_batches(block, batch_format="pandas").take_all()
-    # Summaries are produced by our own code in this same job, never read from a store.
-    parts = [pickle.loads(r["summary"]) for r in rows]  # noqa: S301
-    return _merge(parts), kinds, int(sum(r["rows"] for r in rows))
+    summaries, kinds, rows, _ = summarize_with_sample(source, columns, kinds, k, sample_rows=1)
+    return summaries, kinds, rows
 
 
-def _sample(source: pd.DataFrame | str | Path, rows: int, columns: list[str],
-            max_rows: int = 5000) -> pd.DataFrame:
-    """A uniform random sample (not the first rows: files are often time-ordered)."""
-    if isinstance(source, pd.DataFrame):
-        return source[columns]
-    fraction = min(1.0, 1.2 * max_rows / max(rows, 1))
-    return _read(source).select_columns(columns).random_sample(fraction, seed=0).to_pandas()
+_MAX_CLASSIFIER_CATEGORIES = 254  # HistGradientBoosting's limit is max_bins (255) per feature
+
+
+def _classifier_matrix(X: pd.DataFrame) -> tuple[pd.DataFrame, list[bool]]:
+    """Numbers as float; categories as integer codes (nulls: NaN, i.e. "missing").
+
+    Categorical columns keep their 254 most frequent values and pool the rest into one code:
+    a high-cardinality column (tail numbers) would otherwise exceed the booster's bin limit,
+    and nullable string dtypes with ``pd.NA`` would break its category encoder.
+    """
+    out, categorical = {}, []
+    for c in X.columns:
+        series = X[c]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            out[c] = pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
+            categorical.append(False)
+            continue
+        text = series.astype(object).where(series.notna(), None)
+        top = text.value_counts().index[:_MAX_CLASSIFIER_CATEGORIES]
+        codes = pd.Categorical(text, categories=top).codes.astype(float)
+        codes[(codes < 0) & text.notna().to_numpy()] = len(top)  # the pooled rare values
+        codes[text.isna().to_numpy()] = np.nan
+        out[c] = codes
+        categorical.append(True)
+    return pd.DataFrame(out), categorical
 
 
 def domain_classifier_auc(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
@@ -113,13 +276,25 @@ def domain_classifier_auc(reference: pd.DataFrame, current: pd.DataFrame, column
 
     ref = reference[columns].sample(min(len(reference), max_rows), random_state=seed)
     cur = current[columns].sample(min(len(current), max_rows), random_state=seed)
-    X = pd.concat([ref, cur], ignore_index=True)
-    for c in X.columns:
-        if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]):
-            X[c] = X[c].astype("category")
+    X, categorical = _classifier_matrix(pd.concat([ref, cur], ignore_index=True))
     y = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
-    model = HistGradientBoostingClassifier(max_iter=50, categorical_features="from_dtype", random_state=seed)
+    model = HistGradientBoostingClassifier(max_iter=50, categorical_features=categorical,
+                                           random_state=seed)
     return float(np.mean(cross_val_score(model, X, y, cv=3, scoring="roc_auc")))
+
+
+def _check_comparable(kinds: dict[str, str], ref_s: Summaries, cur_s: Summaries, ref_rows: int,
+                      cur_rows: int, reference: Any, current: Any) -> None:
+    """Empty data and all-null columns are errors that say which side and column."""
+    for rows, source, side in ((ref_rows, reference, "reference"), (cur_rows, current, "current")):
+        if rows == 0:
+            raise ValidationError(f"the {side} data ({_name(source)}) has no rows", field=side)
+    for side, summaries in (("reference", ref_s), ("current", cur_s)):
+        empty = [c for c in kinds if summaries[c].count == 0]
+        if empty:
+            raise ValidationError(f"columns {empty} have no non-null values in the {side} data: "
+                                  "drift is undefined; leave them out with --columns / columns=",
+                                  field="columns")
 
 
 def drift_report(
@@ -132,22 +307,32 @@ def drift_report(
 ) -> dict[str, Any]:
     """``{"dataset_drift", "share_drifted", "columns": {...}, "domain_classifier_auc", ...}``."""
     t = thresholds or DriftThresholds()
-    ref_s, kinds, ref_rows = summarize(reference, columns)
-    cur_s, _, cur_rows = summarize(current, list(kinds), kinds)
     valid = {"numeric": NUMERIC_TESTS, "categorical": CATEGORICAL_TESTS}
     if test != "auto" and not any(test in v for v in valid.values()):
         raise ValidationError(f"unknown drift test {test!r}", field="test")
+    ref, cur = _Source.open(reference), _Source.open(current)
+    columns = columns or ref.available
+    if not columns:
+        raise ValidationError("no columns to compare", field="columns")
+    kinds, cur_kinds = ref.kinds(columns), cur.kinds(columns)
+    clash = {c: (kinds[c], cur_kinds[c]) for c in columns if kinds[c] != cur_kinds[c]}
+    if clash:
+        raise ValidationError("columns differ in kind between reference and current "
+                              f"(reference, current): {clash}", field="columns")
+    sample_rows = CLASSIFIER_ROWS if domain_classifier else 1
+    ref_part, cur_part = _passes([ref, cur], kinds, DEFAULT_SAMPLE, sample_rows)
+    ref_s, cur_s = ref_part.summaries, cur_part.summaries
+    _check_comparable(kinds, ref_s, cur_s, ref_part.rows, cur_part.rows, reference, current)
     # A named test applies to the columns it fits (KS to numbers, chi-square to categories);
     # the other columns keep the automatic choice.
     results = {c: column_drift(ref_s[c], cur_s[c], test if test in valid[kind] else "auto", t)
-               for c, kind in kinds.items() if ref_s[c].count and cur_s[c].count}
+               for c, kind in kinds.items()}
     report = dataset_drift(results, t)
-    report.update({"reference_rows": ref_rows, "current_rows": cur_rows, "kinds": kinds,
+    report.update({"reference_rows": ref_part.rows, "current_rows": cur_part.rows, "kinds": kinds,
                    "null_rates": {c: {"reference": ref_s[c].null_rate, "current": cur_s[c].null_rate}
                                   for c in kinds}})
     if domain_classifier:
-        ref_df = _sample(reference, ref_rows, list(kinds))
-        cur_df = _sample(current, cur_rows, list(kinds))
-        report["domain_classifier_auc"] = domain_classifier_auc(ref_df, cur_df, list(kinds))
+        report["domain_classifier_auc"] = domain_classifier_auc(
+            ref_part.sample.frame, cur_part.sample.frame, list(kinds))
     report["_summaries"] = {"reference": ref_s, "current": cur_s}  # for plots; dropped from JSON
     return report

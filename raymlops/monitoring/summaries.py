@@ -48,6 +48,9 @@ class NumericSummary:
 
     @classmethod
     def of(cls, values: Any, k: int = DEFAULT_SAMPLE, rng: np.random.Generator | None = None) -> NumericSummary:
+        """Summary of numbers (numpy, pandas or Arrow; nulls and NaN count as nulls)."""
+        if hasattr(values, "to_numpy") and hasattr(values, "null_count"):  # Arrow: nulls -> NaN
+            values = values.to_numpy(zero_copy_only=False)
         array = np.asarray(values, dtype=float)
         finite = array[~np.isnan(array)]
         rng = rng or np.random.default_rng()
@@ -99,14 +102,24 @@ class CategoricalSummary:
 
     @classmethod
     def of(cls, values: Any) -> CategoricalSummary:
+        """Counts by ``str(value)``; None, NaN and NA are nulls. Vectorised (Arrow's or
+        pandas' value counts): a Python loop over a million strings takes ~0.2 s a column."""
         counts: Counter = Counter()
-        nulls = 0
-        for value in values:
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                nulls += 1
-            else:
-                counts[str(value)] += 1
-        return cls(counts=counts, nulls=nulls)
+        if hasattr(values, "null_count") and hasattr(values, "type"):  # Arrow array/chunked
+            import pyarrow.compute as pc
+
+            nulls = int(values.null_count)
+            for entry in pc.value_counts(values).to_pylist():
+                if entry["values"] is not None:
+                    counts[str(entry["values"])] += int(entry["counts"])
+            return cls(counts=counts, nulls=nulls)
+        import pandas as pd
+
+        series = pd.Series(np.asarray(values, dtype=object), dtype=object)
+        missing = series.isna()
+        for value, n in series[~missing].value_counts(sort=False).items():
+            counts[str(value)] += int(n)
+        return cls(counts=counts, nulls=int(missing.sum()))
 
     def merge(self, other: CategoricalSummary) -> CategoricalSummary:
         return CategoricalSummary(counts=self.counts + other.counts, nulls=self.nulls + other.nulls)

@@ -121,3 +121,27 @@ def test_bad_input_is_typed() -> None:
         column_drift(NumericSummary.of([np.nan]), num)
     with pytest.raises(ValidationError, match="unknown numeric"):
         column_drift(num, num, test="t-test")
+
+
+def test_dkw_bound_covers_merged_samples_of_time_ordered_data_and_catches_a_biased_one() -> None:
+    """The documented per-side bound: sup |ECDF(sample) - ECDF(column)| <= dkw_epsilon(n,
+    alpha) with probability >= 1 - alpha. Checked over 200 columns with a trend (files are
+    often time-ordered) split into 10 blocks; a head-of-file sample breaks it every time."""
+    alpha, k, trials = 0.1, 1000, 200
+    eps = dkw_epsilon(k, alpha)
+    exceed = exceed_head = 0
+    for seed in range(trials):
+        rng = np.random.default_rng(seed)
+        column = np.linspace(0, 5, 50_000) + rng.normal(size=50_000)  # drifts within the file
+        merged = _merged(column, 10, k=k, seed=seed)
+        assert len(merged.values) == k and not merged.exact
+        full = np.sort(column)
+        for sample, is_head in ((np.sort(merged.values), False), (np.sort(column[:k]), True)):
+            grid = np.concatenate([full, sample])
+            gap = np.max(np.abs(np.searchsorted(full, grid, side="right") / len(full)
+                                - np.searchsorted(sample, grid, side="right") / len(sample)))
+            if gap > eps:
+                exceed_head += is_head
+                exceed += not is_head
+    assert exceed <= alpha * trials * 1.5  # expected <= 20 of 200; DKW is conservative
+    assert exceed_head == trials
