@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from raymlops.registry.formats import ArtifactMeta, deserialize
-model = deserialize(open(sys.argv[1], "rb").read(), ArtifactMeta.from_json(open(sys.argv[2]).read()))
+meta = ArtifactMeta.from_json(open(sys.argv[2]).read())
+model = deserialize(open(sys.argv[1], "rb").read(), meta)
 async def predict(request):
     body = await request.json()
     return JSONResponse({"predictions": model.predict(pd.DataFrame(body["inputs"])).tolist()})

@@ -303,8 +303,8 @@ def status(name: str | None = None, *, settings: Settings | None = None) -> list
             "swaps": live["swaps"] if live else None,
             "last_error": live["last_error"] if live else None,
             # the deployment that holds the primary model (the ingress when colocated)
-            "replicas": deployments.get(MODEL_DEPLOYMENT,
-                                        deployments.get(INGRESS_DEPLOYMENT, {})).get("replicas", {}),
+            "replicas": deployments.get(
+                MODEL_DEPLOYMENT, deployments.get(INGRESS_DEPLOYMENT, {})).get("replicas", {}),
             "canary": (traffic or {}).get("routing", {}).get("canary"),
             "shadow": (traffic or {}).get("routing", {}).get("shadow"),
             "shadow_counts": (traffic or {}).get("shadow"),

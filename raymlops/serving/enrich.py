@@ -16,7 +16,7 @@ import pandas as pd
 
 from raymlops.serving.schema import ColumnSpec, InputSchema
 
-__all__ = ["Enrichment", "KEY_TYPES"]
+__all__ = ["KEY_TYPES", "Enrichment"]
 
 # Feature-store dtypes of join keys -> MLflow column types (what the request must send).
 KEY_TYPES = {

@@ -239,16 +239,16 @@ def _flatten(data: Any) -> list[Any]:
 
 def _check_v2_values(name: str, datatype: str, values: list[Any]) -> None:
     if datatype == "BOOL":
-        ok = lambda v: isinstance(v, bool)  # noqa: E731
+        ok = lambda v: isinstance(v, bool)
         what = "booleans"
     elif datatype == "BYTES":
-        ok = lambda v: isinstance(v, str)  # noqa: E731
+        ok = lambda v: isinstance(v, str)
         what = "strings"
     elif datatype.startswith(("INT", "UINT")):
-        ok = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool)
         what = "integers"
     else:
-        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
         what = "numbers"
     bad = next((i for i, v in enumerate(values) if not ok(v)), None)
     if bad is not None:
@@ -282,7 +282,8 @@ def _decode_binary(name: str, datatype: str, raw: bytes) -> list[Any]:
         try:
             values.append(chunk.decode("utf-8"))
         except UnicodeDecodeError:
-            raise ValidationError(f"input {name!r}: BYTES element is not UTF-8", field=name) from None
+            raise ValidationError(f"input {name!r}: BYTES element is not UTF-8",
+                                  field=name) from None
         pos += 4 + size
     return values
 

@@ -58,7 +58,7 @@ class InputSchema:
     def from_signature(
         cls, signature: dict[str, Any] | None, feature_names: list[str] | None = None
     ) -> InputSchema | None:
-        """From ``ModelSignature.to_dict()``; a tensor signature becomes ``feature_names`` as doubles.
+        """From ``ModelSignature.to_dict()``; a tensor signature: ``feature_names`` as doubles.
 
         None when the model declares neither (then requests are passed through unchecked:
         there is nothing to check them against).

@@ -94,7 +94,8 @@ def test_serve_config_yaml_deploys_with_rays_own_cli(cli, repo_root) -> None:
         if entries and entries[0]["status"] == "RUNNING" and entries[0]["version"] == 1:
             break
         time.sleep(2)
-    assert entries and entries[0]["model"] == "flights-delay" and entries[0]["version"] == 1, entries
+    assert entries and entries[0]["model"] == "flights-delay", entries
+    assert entries[0]["version"] == 1, entries
     url = f"http://127.0.0.1:{cli.env['RAYMLOPS_SERVE_PORT']}"
     r = httpx.post(f"{url}/models/flights-delay/invocations", timeout=60,
                    json={"inputs": {"temp": [1.5], "visib": [0.0]}})

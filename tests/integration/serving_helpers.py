@@ -13,7 +13,6 @@ import pandas as pd
 from raymlops.config import Settings
 from tests.conftest import free_port
 
-
 PAYLOAD = {"inputs": {"temp": [30.0, 70.0], "hour": [2, 22]}}
 
 

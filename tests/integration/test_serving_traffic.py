@@ -64,9 +64,8 @@ def test_canary_share_is_within_five_points_of_the_setting(app) -> None:
 
 
 def test_sticky_canary_keeps_each_caller_on_one_side(app) -> None:
-    from raymlops.serving import traffic
-
     from raymlops import serving
+    from raymlops.serving import traffic
 
     traffic.canary(NAME, app["v2"], 50, sticky_header="x-user", settings=app["settings"])
     # deploying again (e.g. new replica bounds) keeps the running split

@@ -161,5 +161,7 @@ def test_canary_choice_share_and_stickiness() -> None:
     assert abs(sum(first) / len(first) - 0.25) < 0.03
     assert not any(choose_canary(0, u, rng) for u in users[:100])
     assert all(choose_canary(100, u, rng) for u in users[:100])
-    with pytest.raises(Exception):
+    from pydantic import ValidationError as PydanticValidationError
+
+    with pytest.raises(PydanticValidationError):
         Routing(canary={"version": 2, "percent": 120})

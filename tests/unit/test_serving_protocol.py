@@ -117,7 +117,7 @@ def test_oversize_body_and_too_many_rows_are_413() -> None:
 @pytest.mark.parametrize("payload, field", [
     ([1, 2], "body"),
     ({"rows": []}, "rows"),
-    ({"inputs": {"temp": [1.0]}, "instances": []}, "dataframe_records"),  # noqa: F601
+    ({"inputs": {"temp": [1.0]}, "instances": []}, "dataframe_records"),
     ({"dataframe_split": {"columns": ["temp"]}}, "dataframe_split"),
     ({"dataframe_records": {"temp": 1}}, "dataframe_records"),
     ({"instances": [[1, 2], [3]]}, "instances"),
