@@ -239,7 +239,8 @@ class ModelIngress:
                                          self._sticky(request.headers))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
             status, body = error_body(exc)
-            return self._answer("invocations", started, status, body, None, request_id)
+            version = (body.get("context") or {}).get("version")
+            return self._answer("invocations", started, status, body, version, request_id)
         body = {"predictions": jsonable(result["predictions"]), "model": self.name,
                 "version": result["version"]}
         if probabilities:

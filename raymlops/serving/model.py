@@ -125,9 +125,15 @@ class ModelServer:
         """Validated, batched prediction; raises typed errors (the ingress maps them to 4xx)."""
         started = time.perf_counter()
         state = self._state
-        checked = state.prepare(frame)
+        try:
+            checked = state.prepare(frame)
+        except RaymlopsError as exc:  # say whose signature refused it
+            exc.context.setdefault("version", state.version)
+            raise
         result = await self._predict_batch(_Item(checked, proba, state))
         if isinstance(result, Exception):
+            if isinstance(result, RaymlopsError):
+                result.context.setdefault("version", state.version)
             raise result
         if self.log is not None:
             self.log.record(checked, result["predictions"], result["version"],
