@@ -5,6 +5,7 @@ from __future__ import annotations
 from raymlops.cli._app import app, main
 from raymlops.cli import batch as _batch  # noqa: F401  (registers `batch ...`, `validate`)
 from raymlops.cli import ct as _ct  # noqa: F401  (registers `ct ...`)
+from raymlops.cli import demo as _demo  # noqa: F401  (registers `demo`)
 from raymlops.cli import drift as _drift  # noqa: F401  (registers `drift`)
 from raymlops.cli import features as _features  # noqa: F401  (registers `features ...`)
 from raymlops.cli import models as _models  # noqa: F401  (registers `models ...`)

