@@ -17,6 +17,7 @@ Requests in flight finish on the old version; nothing is dropped or failed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -75,6 +76,7 @@ class ModelServer:
             ray.get_actor(REGISTRY_ACTOR, namespace=self.settings.namespace), self.settings)
         self.metrics = ServingMetrics(name)
         self.swaps = 0
+        self._active = 0  # requests inside predict() now (validation to answer)
         self.last_error: str | None = None
         self._swap_lock = threading.Lock()
         self._state = load_version(self.registry, name, self.ref, self.settings)
@@ -130,7 +132,18 @@ class ModelServer:
         except RaymlopsError as exc:  # say whose signature refused it
             exc.context.setdefault("version", state.version)
             raise
-        result = await self._predict_batch(_Item(checked, proba, state))
+        self._active += 1
+        try:
+            # Let requests that arrived together enter first (one loop turn), then: alone in
+            # this replica -> nothing to batch with, skip the batch queue and its task hops;
+            # several -> batch them.
+            await asyncio.sleep(0)
+            if self._active == 1:
+                result = self._predict_now(state, checked, proba)
+            else:
+                result = await self._predict_batch(_Item(checked, proba, state))
+        finally:
+            self._active -= 1
         if isinstance(result, Exception):
             if isinstance(result, RaymlopsError):
                 result.context.setdefault("version", state.version)
@@ -139,6 +152,14 @@ class ModelServer:
             self.log.record(checked, result["predictions"], result["version"],
                             (time.perf_counter() - started) * 1000, request_id)
         return result
+
+    def _predict_now(self, state: LoadedVersion, frame: pd.DataFrame,
+                     proba: bool) -> dict[str, Any] | Exception:
+        self.metrics.batch(state.version, 1)
+        try:
+            return self._result(state, *state.predict(frame, proba))
+        except Exception as exc:  # noqa: BLE001 - same answer as the batched path
+            return _model_error(exc, state)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _predict_batch(self, items: list[_Item]) -> list[dict[str, Any] | Exception]:

@@ -281,3 +281,28 @@ def test_metrics_reach_rays_metrics_agent(served, ray_cluster) -> None:
             return
         time.sleep(2)
     raise AssertionError(f"metrics agent never showed the serving metrics; last: {got}")
+
+
+def test_concurrent_requests_are_batched(served) -> None:
+    """Requests that arrive together share one predict call; each gets its own answer."""
+    import asyncio
+
+    from ray import serve
+
+    app = serve.get_app_handle(f"model-{NAME}")
+    url = f"{served['settings'].serve_url}/models/{NAME}/invocations"
+    rows = [{"temp": 20.0 + 2 * i, "hour": i % 24} for i in range(48)]
+
+    async def burst() -> list[dict]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            responses = await asyncio.gather(*[
+                client.post(url, json={"dataframe_records": [row]}) for row in rows])
+        return [r.json() for r in responses]
+
+    before = app.stats.remote().result(timeout_s=30)["metrics"]
+    answers = asyncio.run(burst())
+    after = app.stats.remote().result(timeout_s=30)["metrics"]
+    assert [a["predictions"][0] for a in answers] == expected(pd.DataFrame(rows))
+    assert after["max_batch"] > 1, after  # some of the burst shared a batch
+    assert after["batched_requests"] - before["batched_requests"] == len(rows)
+    assert after["batches"] - before["batches"] < len(rows)
