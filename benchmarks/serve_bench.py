@@ -209,19 +209,19 @@ def render(results: dict[tuple[str, int], dict[str, float]], seconds: float) -> 
 
 NOTES = """
 Reading it: every request to (a) and (b) crosses Serve's HTTP proxy and one Ray RPC to a
-replica, which on 2 shared cores costs 5-8 ms (plain Serve's p50 at c=1, across runs) against ~1 ms for the
-whole bare server, so no Serve-based server gets near the bare one here; the c=1 and "x bare"
-targets are out of reach on this machine. Serve's HAProxy mode (`RAY_SERVE_ENABLE_HA_PROXY=1`,
-faster in the issue's measurement) binds replicas to all interfaces, which our loopback-only
-rule forbids. raymlops runs the model inside the ingress replica by default (`colocate`): one
-hop, not two (the first version with a separate Model deployment measured 58 / 81 / 156 req/s
-at c=1 / 16 / 64), batches with `@serve.batch` (wait 0: what is queued; a request alone in
-its replica skips the batch queue: 92 -> 144 req/s at c=1, 234 -> 301 at c=16), and admits 64
-requests per replica; plain Serve's default of 5 ongoing requests per replica makes the proxy
-queue and back off, hence its collapse at c=16 and c=64. Serve's own
-`RAY_SERVE_THROUGHPUT_OPTIMIZED=1` in the head's environment (replicas keep to the loopback)
-measured, in a separate run of this script: raymlops 147 / 249 / 261 req/s, plain Serve
-179 / 61 / 4, p50 at c=1 6.5 ms (raymlops) vs 5.4 ms (plain) vs 0.9 ms (bare).
+replica, which on 2 shared cores costs 5-8 ms (plain Serve's p50 at c=1, across runs) against
+~1 ms for the whole bare server, so no Serve-based server gets near the bare one here; the c=1
+and "x bare" targets are out of reach on this machine. Serve's HAProxy mode
+(`RAY_SERVE_ENABLE_HA_PROXY=1`, faster in the issue's measurement) binds replicas to all
+interfaces, which our loopback-only rule forbids. raymlops runs the model inside the ingress
+replica by default (`colocate`): one hop, not two (the first version with a separate Model
+deployment measured 58 / 81 / 156 req/s at c=1 / 16 / 64), batches with `@serve.batch` (wait
+0: what is queued; a request alone in its replica skips the batch queue: 92 -> 144 req/s at
+c=1, 234 -> 301 at c=16, in consecutive runs), and admits 64 requests per replica; plain
+Serve's default of 5 ongoing requests per replica makes the proxy queue and back off, hence
+its collapse at c=16 and c=64. Serve's own `RAY_SERVE_THROUGHPUT_OPTIMIZED=1` in the head's
+environment measured, in a separate run of this script: raymlops 147 / 249 / 261 req/s, plain
+Serve 179 / 61 / 4, p50 at c=1 6.5 ms (raymlops) vs 5.4 ms (plain) vs 0.9 ms (bare).
 """
 
 
