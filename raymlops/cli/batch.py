@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -50,6 +50,18 @@ def predict(
     console.print(table)
 
 
+def publish_violations(model: str, violations: list[Any]) -> bool:
+    """Count violations by kind in ``raymlops_validation_violations_total`` (an alert can fire
+    on them; the CLI exits right after, so the count goes to the metrics actor)."""
+    from collections import Counter
+
+    from raymlops.monitoring.metrics import publish
+
+    kinds = Counter(v.kind for v in violations)
+    return publish([("raymlops_validation_violations_total", n, {"model": model, "kind": k})
+                    for k, n in sorted(kinds.items())])
+
+
 @app.command("validate")
 def validate(
     ctx: typer.Context,
@@ -77,6 +89,7 @@ def validate(
         raise DatasetNotFoundError(f"{data} does not exist", path=str(data))
     frame = pd.read_csv(data) if data.suffix == ".csv" else pd.read_parquet(data)
     violations = check(frame, schema, null_rate_tolerance=null_rate_tolerance)
+    publish_violations(name, violations)
     if as_json:
         emit(json.dumps({"rows": len(frame), "violations": [v.to_dict() for v in violations]}))
     elif not violations:

@@ -27,8 +27,10 @@ from raymlops.config import load_settings
 from raymlops.exceptions import ValidationError
 from raymlops.features.definitions import Entity, FeatureRepo, FeatureService, FeatureView
 from raymlops.features.definitions_store import DefinitionsStore
+from raymlops.features.freshness import FreshnessTracker
 from raymlops.features.offline import OfflineStore, validate_rows
 from raymlops.features.online import Key, OnlineRow, make_backend
+from raymlops.monitoring.metrics import record
 
 __all__ = ["FEATURES_ACTOR", "FeatureStore"]
 
@@ -80,11 +82,23 @@ class FeatureStore:
         self._seq = 0
         self._changes: deque[tuple[int, str, Key, OnlineRow]] = deque(maxlen=200_000)
         self._changed = threading.Condition()
+        self.freshness = FreshnessTracker(self._newest_event_per_view)
 
     # -- definitions --------------------------------------------------------------------------
 
     def ping(self) -> str:
         return "ok"
+
+    def _newest_event_per_view(self) -> list[tuple[str, int]]:
+        """Newest event time in each view's online rows (seeds staleness after a restart)."""
+        out = []
+        for d in self.definitions.list():
+            if d.kind == "feature_view":
+                rows = self.online.scan(self._online_name(d.name, d.version))
+                if rows:
+                    out.append((self._online_name(d.name, d.version),
+                                max(r[0] for r in rows.values())))
+        return out
 
     def apply(self, repo: dict[str, Any]) -> list[dict[str, Any]]:
         changes = self.definitions.apply(FeatureRepo.model_validate(repo))
@@ -148,6 +162,7 @@ class FeatureStore:
     def _write_online(self, online_view: str, rows: list[tuple[Key, OnlineRow]]) -> int:
         """Durable write first, then publish to the change feed (caches apply newest-wins)."""
         changed = self.online.write(online_view, rows)
+        self.freshness.written(online_view, (row[0] for _, row in rows))
         if changed:
             with self._changed:
                 for key, row in rows:
@@ -245,10 +260,12 @@ class FeatureStore:
         self, service: str, entity_rows: list[dict[str, Any]], now_us: int | None = None
     ) -> dict[str, Any]:
         """Features of ``service`` for each entity row; expired values null and flagged."""
+        started = time.perf_counter()
         spec: FeatureService = self.definitions.get("feature_service", service).spec
         now_us = now_us if now_us is not None else _us(dt.datetime.now(dt.timezone.utc))
         results: list[dict[str, Any]] = [dict(row) for row in entity_rows]
         expired: list[list[str]] = [[] for _ in entity_rows]
+        misses: dict[str, int] = {}
         for view_name, picked in spec.selection().items():
             view, entity, version = self._view(view_name)
             names = picked or view.feature_names
@@ -268,6 +285,11 @@ class FeatureStore:
                     results[i][column] = None if (row is None or stale) else row[2].get(feature)
                     if stale:
                         expired[i].append(column)
+                misses[view_name] = misses.get(view_name, 0) + (1 if stale else 0)
+        for view_name, count in misses.items():
+            record("raymlops_feature_ttl_misses_total", count, view=view_name)
+        record("raymlops_feature_read_latency_ms", (time.perf_counter() - started) * 1000,
+               service=service, path="actor")
         return {"rows": results, "expired": expired}
 
     def resolve_service(self, service: str) -> dict[str, Any]:

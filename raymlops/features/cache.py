@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from raymlops.features.online import Key, OnlineRow
+from raymlops.monitoring.metrics import record
 
 __all__ = ["OnlineFeatureCache"]
 
@@ -91,6 +92,7 @@ class OnlineFeatureCache:
         """Same answer as ``FeatureStoreClient.get_online_features``, from local memory."""
         from raymlops.exceptions import ValidationError
 
+        started = time.perf_counter()
         if isinstance(now, dt.datetime):
             now_us = int(now.timestamp() * 1_000_000)
         else:
@@ -104,13 +106,19 @@ class OnlineFeatureCache:
             except KeyError as exc:
                 raise ValidationError(f"entity rows lack join key {exc.args[0]!r}", field="entity_rows") from None
             data, ttl, prefix = view["data"], view["ttl_us"], view["view"]
+            misses = 0
             for i, key in enumerate(lookups):
                 row = data.get(key)
                 stale = row is not None and ttl is not None and now_us - row[0] > ttl
+                misses += stale
                 values = None if (row is None or stale) else row[2]
                 for feature in view["features"]:
                     column = f"{prefix}__{feature}"
                     results[i][column] = None if values is None else values.get(feature)
                     if stale:
                         expired[i].append(column)
+            if misses:
+                record("raymlops_feature_ttl_misses_total", misses, view=prefix)
+        record("raymlops_feature_read_latency_ms", (time.perf_counter() - started) * 1000,
+               service=self.service, path="cache")
         return {"rows": results, "expired": expired}

@@ -30,6 +30,7 @@ from raymlops.exceptions import (
     ValidationError,
     VersionNotFoundError,
 )
+from raymlops.monitoring.metrics import record as record_metric
 from raymlops.registry.formats import DATA_SCHEMA_FILE, ArtifactMeta, verify_digest
 from raymlops.registry.names import parse_ref, validate_alias, validate_model_name
 from raymlops.registry.records import ARCHIVED_TAG, Lineage, ModelRecord, ModelVersion
@@ -67,6 +68,9 @@ class ModelRegistry:
         self._refs: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[bytes]] = {}
         self._started_at = time.time()
+        for name, model in self.models.items():  # exported again after a restart
+            if CHAMPION in model.aliases:
+                record_metric("raymlops_champion_version", model.aliases[CHAMPION], model=name)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -110,6 +114,8 @@ class ModelRegistry:
         await self._write(self.store.set_alias, name, alias, version)
         self.models[name].aliases[alias] = version
         self._notify(name, alias)
+        if alias == CHAMPION:
+            record_metric("raymlops_champion_version", version, model=name)
 
     async def _delete_alias_locked(self, name: str, alias: str) -> None:
         await self._write(self.store.delete_alias, name, alias)
@@ -330,6 +336,7 @@ class ModelRegistry:
                 await self._set_alias_locked(name, CHAMPION, mv.version)
                 if old is not None:
                     await self._set_alias_locked(name, PREVIOUS, old)
+                record_metric("raymlops_promotions_total", 1, model=name)
             if record.aliases.get(CHALLENGER) == mv.version:
                 await self._delete_alias_locked(name, CHALLENGER)
             return {"name": name, "champion": mv.version, "previous": record.aliases.get(PREVIOUS)}
@@ -346,6 +353,7 @@ class ModelRegistry:
                 await self._set_alias_locked(name, PREVIOUS, bad)
                 await self._write(self.store.set_version_tag, name, bad, "raymlops.rolled_back_at",
                                   str(time.time()))
+            record_metric("raymlops_rollbacks_total", 1, model=name)
             return {"name": name, "champion": target, "previous": record.aliases.get(PREVIOUS)}
 
     async def archive(self, name: str, ref: int | str) -> dict[str, Any]:

@@ -310,7 +310,11 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
             settings: Settings, data: TrainData, started: float, path: str,
             data_window: tuple[str, str] | None, feature_views: dict[str, int],
             register_kwargs: dict[str, Any], parent_version: int | None) -> SearchResult:
+    from raymlops.monitoring.metrics import publish
+
     ok = [r for r in results if r.error is None and r.checkpoint is not None]
+    publish([("raymlops_training_trials_total", n, {"model": config.name, "status": status})
+             for status, n in (("ok", len(ok)), ("error", len(results) - len(ok))) if n])
     if not ok:
         client.set_terminated(parent_id, status="FAILED")
         raise ValidationError("no trial of the search finished; see the Tune logs under " + path)

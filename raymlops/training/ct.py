@@ -22,6 +22,7 @@ the MLflow UI, and what ``raymlops ct status`` lists.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from raymlops.config import Settings
 
 __all__ = ["CTPolicy", "ContinuousTrainer", "Event", "decide_trigger", "history", "log_event",
-           "training_window"]
+           "publish_event_metrics", "training_window"]
 
 CT_EXPERIMENT = "raymlops-ct"
 Trigger = Literal["drift", "performance", "schedule", "manual", "bootstrap"]
@@ -201,6 +202,7 @@ class ContinuousTrainer:
         event.seconds = time.perf_counter() - started
         event.run_id = self._log(event)
         self.events.append(event)
+        publish_event_metrics(self.policy.model, event)
         return event
 
     def _reference(self, window: list[str] | None) -> pd.DataFrame:
@@ -253,6 +255,23 @@ class ContinuousTrainer:
 
     def _log(self, event: Event) -> str:
         return log_event(self.settings, self.policy.model, event)
+
+
+def publish_event_metrics(model: str, event: Event) -> bool:
+    """A cycle's metrics: live AUC of the champion it measured, a retrain by its trigger.
+
+    Promotions and rollbacks are counted by the registry actor, where every path (CLI, CT,
+    serving) moves the alias.
+    """
+    from raymlops.monitoring.metrics import publish
+
+    values: list[tuple[str, float, dict[str, Any]]] = []
+    if event.champion_auc is not None and math.isfinite(event.champion_auc):
+        values.append(("raymlops_model_live_auc", event.champion_auc,
+                       {"model": model, "version": event.champion_before}))
+    if event.trigger is not None and event.trigger != "bootstrap":
+        values.append(("raymlops_retrains_total", 1, {"model": model, "trigger": event.trigger}))
+    return publish(values)
 
 
 def log_event(settings: Settings, model: str, event: Event) -> str:
