@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from raymlops.cli._app import app, main
+from raymlops.cli import alerts as _alerts  # noqa: F401  (registers `alerts ...`)
 from raymlops.cli import batch as _batch  # noqa: F401  (registers `batch ...`, `validate`)
 from raymlops.cli import ct as _ct  # noqa: F401  (registers `ct ...`)
 from raymlops.cli import demo as _demo  # noqa: F401  (registers `demo`)

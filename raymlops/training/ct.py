@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from raymlops.config import Settings
 
 __all__ = ["CTPolicy", "ContinuousTrainer", "Event", "decide_trigger", "history", "log_event",
-           "publish_event_metrics", "training_window"]
+           "pending_requests", "publish_event_metrics", "request_cycle", "training_window"]
 
 CT_EXPERIMENT = "raymlops-ct"
 Trigger = Literal["drift", "performance", "schedule", "manual", "bootstrap"]
@@ -68,7 +68,7 @@ class Event:
     cycle: int
     period: str
     trigger: str | None
-    decision: Literal["none", "cooldown", "promoted", "rejected", "failed", "rollback"]
+    decision: Literal["none", "cooldown", "promoted", "rejected", "failed", "rollback", "requested"]
     reason: str
     champion_before: int | None
     champion_after: int | None
@@ -174,6 +174,8 @@ class ContinuousTrainer:
 
         started = time.perf_counter()
         number = len(self.events) + 1
+        requests = pending_requests(self.settings, self.policy.model)
+        manual = manual or bool(requests)
         champion_v, champion, info = self._champion()
         recent = self.data([periods[newest]])
         share = drifted = None
@@ -190,6 +192,8 @@ class ContinuousTrainer:
             self.policy, cycle=number, last_retrain_cycle=self.last_retrain_cycle, share_drifted=share,
             champion_auc=champion_auc, baseline_auc=baseline, manual=manual or champion is None,
         )
+        if requests and trigger == "manual":
+            reason = "requested by " + "; ".join(r["reason"] for r in requests)
         if champion is None:
             trigger, reason = "bootstrap", "no champion yet"
         event = Event(number, str(periods[newest]), trigger, "none", reason, champion_v, champion_v,
@@ -272,6 +276,23 @@ def publish_event_metrics(model: str, event: Event) -> bool:
     if event.trigger is not None and event.trigger != "bootstrap":
         values.append(("raymlops_retrains_total", 1, {"model": model, "trigger": event.trigger}))
     return publish(values)
+
+
+def request_cycle(settings: Settings, model: str, reason: str) -> str:
+    """Ask for a manual cycle (an alert's ``trigger_ct``): a ``requested`` event in MLflow,
+    durable and visible in ``ct status``; the model's next cycle retrains and names it."""
+    event = Event(0, time.strftime("%Y-%m-%dT%H:%M:%S"), "alert", "requested", reason, None, None)
+    return log_event(settings, model, event)
+
+
+def pending_requests(settings: Settings, model: str) -> list[dict[str, Any]]:
+    """Requests recorded since the model's last real cycle (newest first)."""
+    out = []
+    for event in history(settings, model, limit=50):
+        if event["decision"] != "requested":
+            break
+        out.append(event)
+    return out
 
 
 def log_event(settings: Settings, model: str, event: Event) -> str:
