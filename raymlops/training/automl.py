@@ -48,7 +48,7 @@ class SearchConfig(BaseModel):
     families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="Model families to search.")
     num_samples: int = Field(20, ge=1, description="Trials in the search.")
     max_steps: int = Field(8, ge=1, description="Steps of an iterative trial (x25 trees/iterations, or epochs).")
-    grace_period: int = Field(2, ge=1, description="ASHA: steps before a trial may be stopped.")
+    grace_period: int = Field(3, ge=1, description="ASHA: steps before a trial may be stopped.")
     reduction_factor: int = Field(3, ge=2, description="ASHA: keep 1/reduction_factor per rung.")
     max_concurrent: int | None = Field(None, ge=1, description="Trials at once (default: CPUs).")
     cpus_per_trial: float = Field(1.0, gt=0, description="CPUs each trial reserves.")
@@ -196,10 +196,13 @@ class _MlflowTrials:
             model, state = load_checkpoint(folder)
         family = state["family"]
         params = {k: v for k, v in trial.config.items()}
+        # Plots and permutation importance cost seconds per trial in this (driver) process,
+        # which shares the cores with the trials: trials get metrics + signature + example,
+        # the best trial gets the full evaluation when the search ends (log_evaluation).
         run = log_training_run(
             self.settings, experiment=self.experiment, model=model, task="classification",
             X_valid=self.data.X_valid[self.data.columns_for(family)], y_valid=self.data.y_valid,
-            params=params, step_metrics=state["metrics"], data_window=self.window,
+            params=params, step_metrics=state["metrics"], data_window=self.window, plots=False,
             feature_views=self.views, parent_run_id=self.parent, run_name=f"trial-{trial.trial_id}",
             tags={"raymlops.trial_id": trial.trial_id, "raymlops.family": family,
                   "raymlops.steps": str(state["step"])},
@@ -332,6 +335,12 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
     version = None
     with best.checkpoint.as_directory() as folder:
         best_model, state = load_checkpoint(folder)
+    if best_run is not None:
+        from raymlops.training.tracking import log_evaluation
+
+        cols = data.columns_for(state["family"])
+        log_evaluation(settings, best_run, model=best_model, task="classification",
+                       X_valid=data.X_valid[cols], y_valid=data.y_valid)
     if config.register_best:
         from raymlops.registry.client import RegistryClient
 

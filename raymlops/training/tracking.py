@@ -46,12 +46,12 @@ from sklearn.inspection import permutation_importance
 
 from raymlops.config import Settings
 from raymlops.exceptions import ConflictError, NotFoundError, ValidationError
-from raymlops.training import plots
+from raymlops.training import plots as _plots
 
 __all__ = [
     "TAG_DATA_WINDOW_END", "TAG_DATA_WINDOW_START", "TAG_ERROR", "TAG_FEATURE_VIEWS",
     "TAG_MODEL_CLASS", "TAG_TASK", "Task", "TrackedRun", "ensure_experiment",
-    "log_training_run", "tracking_client",
+    "log_evaluation", "log_training_run", "tracking_client",
 ]
 
 Task = Literal["classification", "regression"]
@@ -132,6 +132,7 @@ def log_training_run(
     run_name: str | None = None,
     parent_run_id: str | None = None,
     input_example_rows: int = 5,
+    plots: bool = True,
 ) -> TrackedRun:
     """Record a trained model's run: params, per-step and final metrics, lineage tags, plots.
 
@@ -142,7 +143,9 @@ def log_training_run(
     Only ``predict`` (and ``predict_proba`` for classifiers) is called on ``model``.
     ``parent_run_id`` nests the run (MLflow's ``mlflow.parentRunId`` tag), e.g. a trial under
     its sweep. Bad input raises :class:`ValidationError` before anything is written; a missing
-    parent raises :class:`NotFoundError`.
+    parent raises :class:`NotFoundError`. ``plots=False`` skips the figures and the feature
+    importance (what costs seconds: permutation importance re-predicts the validation set many
+    times), for the many trials of a search; :func:`log_evaluation` adds them to a run later.
     """
     _check_experiment_name(experiment)
     y = _check_inputs(model, task, X_valid, y_valid)
@@ -164,7 +167,7 @@ def log_training_run(
         now = _now_ms()
         per_step = [Metric(k, v, now, i) for i, row in enumerate(steps) for k, v in row.items()]
         _log_batches(client, run_id, params=param_entities, metrics=per_step)
-        final, predictions, figures, importance = _evaluate(model, task, X_valid, y)
+        final, predictions, figures, importance = _evaluate(model, task, X_valid, y, plots=plots)
         last = max(len(steps) - 1, 0)
         _log_batches(client, run_id, metrics=[Metric(k, v, _now_ms(), last)
                                               for k, v in final.items()])
@@ -174,8 +177,9 @@ def log_training_run(
             "signature.json": signature.to_dict(),
             "input_example.json": json.loads(
                 example.to_json(orient="split", index=False, date_format="iso")),
-            "feature_importance.json": importance,
         }
+        if importance is not None:
+            documents["feature_importance.json"] = importance
         if truncated:
             documents["params.json"] = full_params
         artifacts = _log_artifacts(client, run_id, figures, documents)
@@ -189,6 +193,16 @@ def log_training_run(
 
 
 # -- input checks (no writes) -------------------------------------------------------------------
+
+
+def log_evaluation(settings: Settings, run_id: str, *, model: Any, task: Task, X_valid: pd.DataFrame,
+                   y_valid: Any) -> list[str]:
+    """Add the figures and feature importance to an existing run (e.g. a search's best trial,
+    logged with ``plots=False`` while the search ran). Returns the artifact names."""
+    y = _check_inputs(model, task, X_valid, y_valid)
+    _, _, figures, importance = _evaluate(model, task, X_valid, y, plots=True)
+    return _log_artifacts(tracking_client(settings), run_id, figures,
+                          {"feature_importance.json": importance})
 
 
 def _check_inputs(model: Any, task: Any, X_valid: Any, y_valid: Any) -> np.ndarray:
@@ -374,18 +388,19 @@ def _proba(model: Any, X: pd.DataFrame) -> np.ndarray:
     return proba / sums if np.allclose(sums, 1.0, atol=1e-4) else proba
 
 
-def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray
-              ) -> tuple[dict[str, float], np.ndarray, dict[str, Any], dict[str, Any]]:
+def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: bool = True
+              ) -> tuple[dict[str, float], np.ndarray, dict[str, Any], dict[str, Any] | None]:
     """(final metrics, predict() output, figures by file name, importance document).
 
     Without ``model.classes_``, predict_proba's columns are taken to follow the sorted labels.
+    With ``plots=False`` the figures are empty and the importance is None.
     """
     y_pred = _array(model.predict(X)).reshape(len(X), -1).squeeze(axis=1)
     if task == "regression":
         y_pred = y_pred.astype(float)
         final = {"rmse": skm.root_mean_squared_error(y, y_pred),
                  "mae": skm.mean_absolute_error(y, y_pred), "r2": skm.r2_score(y, y_pred)}
-        figures = {"residuals.png": plots.residual_figure(y, y_pred)}
+        figures = {"residuals.png": _plots.residual_figure(y, y_pred)} if plots else {}
         classes = None
     else:
         proba = _proba(model, X)
@@ -396,11 +411,15 @@ def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray
                                   f"({len(X)}, {len(classes)}) for classes {classes.tolist()}",
                                   field="model")
         final = _classification_metrics(y, y_pred, proba, classes)
-        roc, pr = plots.roc_pr_figures(y, proba, labels=list(classes))
-        figures = {"confusion_matrix.png": plots.confusion_matrix_figure(y, y_pred, labels=classes),
-                   "roc_curve.png": roc, "pr_curve.png": pr}
+        figures = {}
+        if plots:
+            roc, pr = _plots.roc_pr_figures(y, proba, labels=list(classes))
+            figures = {"confusion_matrix.png": _plots.confusion_matrix_figure(y, y_pred, labels=classes),
+                       "roc_curve.png": roc, "pr_curve.png": pr}
+    if not plots:
+        return {k: float(v) for k, v in final.items()}, y_pred, figures, None
     names, values, errors, method, label = _importance(model, task, X, y, classes)
-    figures["feature_importance.png"] = plots.feature_importance_figure(
+    figures["feature_importance.png"] = _plots.feature_importance_figure(
         names, values, errors=errors, xlabel=label, title=f"Feature importance: {method}")
     importance = {"method": method, "unit": label,
                   "importances": dict(zip(names, map(float, values), strict=True))}

@@ -44,7 +44,10 @@ def test_search_nests_every_trial_in_mlflow_and_registers_the_best_as_challenger
         assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
         assert run.info.status == "FINISHED" and "roc_auc" in run.data.metrics
         files = {a.path for a in client.list_artifacts(run_id)}
-        assert {"confusion_matrix.png", "feature_importance.png", "roc_curve.png"} <= files
+        assert {"signature.json", "input_example.json"} <= files
+        plots = {"confusion_matrix.png", "feature_importance.png", "roc_curve.png"}
+        # The best trial gets the full evaluation (plots, importance) when the search ends.
+        assert (plots <= files) == (run_id == result.best_run_id)
         steps = client.get_metric_history(run_id, "roc_auc")
         assert len(steps) >= 1
     best_run = client.get_run(result.best_run_id)
@@ -84,10 +87,13 @@ def test_a_killed_trial_is_retried_from_its_checkpoint(platform, flights_data) -
     def killer() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            ckpts = list(root.glob("automl-kill-killtest/*/checkpoint_*"))
+            # result.json is written by the driver when it has processed a result, and the
+            # checkpoint reported with it is registered at that moment: only then is there a
+            # checkpoint Tune will restore from (a file on disk alone is not enough).
+            results = [p for p in root.glob("automl-kill-killtest/*/result.json") if p.read_text().strip()]
             trials = [p for p in psutil.process_iter(["pid", "cmdline"])
                       if "ImplicitFunc" in " ".join(p.info["cmdline"] or [])]
-            if ckpts and trials:
+            if results and trials:
                 os.kill(trials[0].info["pid"], signal.SIGKILL)
                 killed.append(trials[0].info["pid"])
             time.sleep(0.05)
