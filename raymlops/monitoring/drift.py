@@ -15,6 +15,7 @@ column with no non-null values.
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,9 +181,9 @@ def _read_fragment(fragment: Any, schema: Any, columns: list[str]) -> Any:
 def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: int) -> list[_Part]:
     """Every source summarised; all file sources together in ONE Ray Data execution.
 
-    Ray Data maps over the files' fragments (``from_items`` + ``map_batches``, one fragment
-    per task): each task reads its fragment with pyarrow and returns only its small summary,
-    so the data never travels. One execution for both sides, rather than a
+    Ray Data maps over the files' fragments (``from_items`` + ``map_batches``, a few
+    fragments per task): each task reads its fragments with pyarrow where it runs and returns
+    only their merged summary per side, so the data never travels. One execution for both sides, rather than a
     ``read_parquet`` per side, because each Parquet read in Ray 2.60 first starts its own
     footer-reader actors (~0.8 s on 2 cores) before the first row is read.
     """
@@ -196,19 +197,26 @@ def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: 
             schema = opened.data.schema
             items += [{"side": i, "task": pickle.dumps((f, schema))} for f in opened.fragments()]
     if items:
+        import ray
         import ray.data
 
         def block(batch: dict[str, Any]) -> dict[str, list[Any]]:
-            out: dict[str, list[Any]] = {"side": [], "part": []}
+            mine: dict[int, list[_Part]] = {}
             for side, task in zip(batch["side"], batch["task"], strict=True):
                 fragment, schema = pickle.loads(task)  # noqa: S301 - built just above
                 table = _read_fragment(fragment, schema, columns)
-                out["side"].append(int(side))
-                out["part"].append(pickle.dumps(_summarize_block(table, kinds, k, sample_rows)))
-            return out
+                mine.setdefault(int(side), []).append(_summarize_block(table, kinds, k, sample_rows))
+            # Merged per side inside the task: less to pickle and send than one part per file.
+            return {"side": list(mine), "part": [pickle.dumps(_merge(p, sample_rows))
+                                                 for p in mine.values()]}
 
-        rows = (ray.data.from_items(items, override_num_blocks=len(items))
-                .map_batches(block, batch_size=1, batch_format="numpy").take_all())
+        # About two tasks per CPU: enough to balance uneven files, few enough that Ray's
+        # per-task cost (~tens of ms) stays small next to the reading.
+        cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else (os.cpu_count() or 1)
+        tasks = max(1, min(len(items), 2 * cpus))
+        per_task = -(-len(items) // tasks)
+        rows = (ray.data.from_items(items, override_num_blocks=tasks)
+                .map_batches(block, batch_size=per_task, batch_format="numpy").take_all())
         for i in {int(r["side"]) for r in rows}:
             # Parts are produced by our own code in this same job, never read from a store.
             mine = [pickle.loads(r["part"]) for r in rows if int(r["side"]) == i]  # noqa: S301
@@ -269,18 +277,30 @@ def _classifier_matrix(X: pd.DataFrame) -> tuple[pd.DataFrame, list[bool]]:
 
 
 def domain_classifier_auc(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
-                          max_rows: int = 5000, seed: int = 0) -> float:
-    """Cross-validated ROC AUC of a classifier telling current rows from reference rows."""
+                          max_rows: int = CLASSIFIER_ROWS, seed: int = 0) -> float:
+    """Held-out ROC AUC of a classifier telling current rows from reference rows.
+
+    One stratified split (two thirds to train, one third to score) rather than k-fold
+    cross-validation: with up to 2 x 5,000 rows the held-out AUC's standard error is ~0.01
+    near 0.5, and one fit instead of three keeps this step under the summary pass's time.
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import cross_val_score
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
 
     ref = reference[columns].sample(min(len(reference), max_rows), random_state=seed)
     cur = current[columns].sample(min(len(current), max_rows), random_state=seed)
+    if min(len(ref), len(cur)) < 10:
+        raise ValidationError("the domain classifier needs at least 10 rows per side",
+                              field="domain_classifier")
     X, categorical = _classifier_matrix(pd.concat([ref, cur], ignore_index=True))
     y = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=1 / 3, stratify=y,
+                                                        random_state=seed)
     model = HistGradientBoostingClassifier(max_iter=50, categorical_features=categorical,
                                            random_state=seed)
-    return float(np.mean(cross_val_score(model, X, y, cv=3, scoring="roc_auc")))
+    model.fit(X_train, y_train)
+    return float(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
 
 
 def _check_comparable(kinds: dict[str, str], ref_s: Summaries, cur_s: Summaries, ref_rows: int,
