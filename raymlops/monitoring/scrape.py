@@ -3,8 +3,9 @@
 Why read the agents directly: they are what any Prometheus scrapes, they run on every node
 of every Ray cluster, and reading them needs no Prometheus server -- so alert evaluation and
 ``raymlops status`` work on a bare cluster. Targets come from Ray's own service-discovery
-file (``<temp_dir>/session_latest/metrics/prometheus/ray_prometheus_sd.json``, the file a
-Prometheus ``file_sd_configs`` points at) or, inside a driver, from ``ray.nodes()``.
+file (``<temp_dir>/session_latest/prom_metrics_service_discovery.json``, written by the head's
+dashboard and the file a Prometheus ``file_sd_configs`` points at) or, inside a driver, from
+``ray.nodes()``.
 
 Ray prefixes every application metric with ``ray_``; :func:`scrape` strips nothing, and
 :class:`Sample` ``name`` is what Prometheus stores (``ray_raymlops_requests_total``).
@@ -23,7 +24,7 @@ from raymlops.exceptions import ClusterError
 __all__ = ["SD_FILE", "Sample", "parse", "scrape", "sd_file", "targets_from_nodes",
            "targets_from_sd_file"]
 
-SD_FILE = Path("session_latest") / "metrics" / "prometheus" / "ray_prometheus_sd.json"
+SD_FILE = Path("session_latest") / "prom_metrics_service_discovery.json"
 
 
 @dataclass(frozen=True)
