@@ -23,6 +23,7 @@ from raymlops.monitoring.alert_actions import SIGNATURE_HEADER, verify
 from raymlops.monitoring.scrape import sd_file
 from tests.conftest import free_port
 from tests.e2e.test_serve_cli import REGISTER
+from tests.unit.test_grafana_dashboard import dashboard_exprs
 
 pytestmark = pytest.mark.timeout(600)
 SECRET = "e2e-webhook-secret-value"
@@ -97,6 +98,12 @@ def test_prometheus_scrapes_raymlops_metrics_and_alerts_fire(cli, tmp_path: Path
         assert float(errors[0]["value"][1]) == 3
         up = _query(base, 'up{job="ray"}')
         assert up and all(r["value"][1] == "1" for r in up)
+        # Every Grafana query parses in a real Prometheus (a syntax error is an HTTP 400).
+        exprs = dashboard_exprs()
+        for expr in exprs[:-1]:  # the last is Grafana's label_values(), not PromQL
+            _query(base, expr.replace("$model", ".*"))
+        rps = _query(base, exprs[0].replace("$model", ".*").replace("[1m]", "[5m]"))
+        assert [r["metric"]["model"] for r in rps] == ["flights-delay"]
     finally:
         prom.terminate()
         prom.wait(timeout=30)
