@@ -103,7 +103,8 @@ def main() -> None:
     total = table.num_rows * args.copies
     print(f"input: {total:,} rows in {args.copies} files; {len(cols)} features")
 
-    rows_md = []
+    rows_md: list[str] = []
+    ratios: list[float] = []
     for key in models:
         predictor = registry.load(f"bench-{key}", "champion")
         ray_s, base_s = [], []
@@ -123,9 +124,11 @@ def main() -> None:
             shutil.rmtree(out)
             print(f"{key} round {r + 1}: raymlops {ray_s[-1]:.1f} s, pandas loop {base_s[-1]:.1f} s")
         rs, bs = median(ray_s), median(base_s)
+        ratios.append(bs / rs)
         rows_md.append(f"| {key} | pandas loop, one process (baseline) | {bs:.1f} | {total / bs:,.0f} | 1.00 |")
         rows_md.append(f"| {key} | `raymlops batch predict` (Ray Data, {cpus} CPUs) | {rs:.1f} | {total / rs:,.0f} | **{bs / rs:.2f}x** |")
     table = "\n".join(rows_md)
+    worst = min(ratios)
     md = f"""## Batch prediction (`benchmarks/batch_bench.py --copies {args.copies} --rounds {args.rounds}`)
 
 Input: {total:,} flights ({args.copies} copies of 2013) in Parquet, row groups of 100k. Baseline: a single-process pandas loop doing the same work per 100k-row chunk (read Parquet, point-in-time join of weather + planes, `predict_proba` of the same model, write Parquet). Median of {args.rounds} interleaved rounds, {machine()}. raymlops' time includes starting its scoring actors and the exactly-once check.
@@ -134,7 +137,15 @@ Input: {total:,} flights ({args.copies} copies of 2013) in Parquet, row groups o
 |---|---|---:|---:|---:|
 {table}
 
-Target: >= 1.5x the pandas loop on 2 cores.
+Target: >= 1.5x the pandas loop on 2 cores: {"met" if worst >= 1.5 else "**missed**"} (worst model {worst:.2f}x).
+
+Reading it: the work per 100k rows is ~0.1 s, so 2M rows take the baseline 2-3 s, while each
+scoring actor pays ~2.5-4 s before its first unit (a fresh Ray worker; importing `skops.io` alone
+takes 2.4 s because it imports every scikit-learn estimator, and torch through scikit-learn's
+array-API shim). On 2 cores the two actors cannot win that back: HGB's `predict` already uses
+both cores in the baseline (OpenMP), and each actor runs one thread. What the Ray path buys is
+exactly-once output, point-in-time features and the same code on a multi-node cluster; on one
+2-core machine it is ~2x slower at this size.
 """
     print(md)
     write_section("batch", md)

@@ -96,7 +96,7 @@ def main() -> None:
     ratio = tune_wall / opt_wall
     md = f"""## AutoML (`benchmarks/tune_bench.py --trials {args.trials}`)
 
-Space: {', '.join(FAMILIES)} and their hyperparameters; {args.trials} trials; up to {STEPS} steps (x25 trees/iterations). Train: January flights ({len(data.y_train):,}), validate: February ({len(data.y_valid):,}); flight fields + point-in-time weather + plane features. Baseline: Optuna TPE, sequential, one process, no pruning, no tracking. raymlops: Ray Tune with Optuna's TPE, ASHA, {parallel} trials at a time, each trial checkpointed and logged to MLflow as a nested run with plots. Same run, {machine()}.
+Space: {', '.join(FAMILIES)} and their hyperparameters; {args.trials} trials; up to {STEPS} steps (x25 trees/iterations). Train: January flights ({len(data.y_train):,}), validate: February ({len(data.y_valid):,}); flight fields + point-in-time weather + plane features. Baseline: Optuna TPE, sequential, one process, no pruning, no tracking. raymlops: Ray Tune with Optuna's TPE, ASHA, {parallel} trials at a time, each trial checkpointed and logged to MLflow as a nested run (metrics, signature, example; plots and feature importance for the best). Same run, {machine()}.
 
 | search | wall s | best validation AUC | trials stopped early |
 |---|---:|---:|---:|
