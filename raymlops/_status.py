@@ -153,6 +153,19 @@ def _features(settings: Settings) -> list[dict[str, Any]]:
 register_section("features", _features)
 
 
+def _model_health(settings: Settings) -> list[dict[str, Any]]:
+    """Per served model version: req/s, p99, error rate (Ray's metrics agents), drift verdict
+    and last retrain (CT record). Costs one ~2 s metrics window, only when models are served."""
+    from raymlops.monitoring.health import model_health
+
+    _, apps = _serve(settings)
+    served = [a["name"].removeprefix("model-") for a in apps if a["name"].startswith("model-")]
+    return model_health(settings, served) if served else []
+
+
+register_section("model_health", _model_health)
+
+
 def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:
     serve_http, apps = _serve(settings)
     report: dict[str, Any] = {

@@ -24,6 +24,30 @@ def _fmt_resource(entry: dict[str, float], scale: float = 1.0, unit: str = "") -
     return f"{avail:.3g}/{total:.3g}{unit} free"
 
 
+def _health_table(rows: list[dict[str, Any]]) -> Table:
+    """Model health: traffic and latency per served version, drift and last retrain."""
+    import datetime as dt
+
+    table = Table(title="model health", title_justify="left")
+    for col in ("model", "version", "req/s", "p99 ms", "errors", "drift", "last retrain"):
+        table.add_column(col)
+    for r in rows:
+        drift = r.get("drift") or {}
+        verdict = drift.get("verdict", "-")
+        if drift.get("share_drifted") is not None:
+            verdict += f" ({drift['share_drifted']:.0%} of columns, {drift.get('period')})"
+        retrain = r.get("last_retrain")
+        when = (dt.datetime.fromtimestamp(retrain["at"]).strftime("%Y-%m-%d %H:%M")
+                if retrain and retrain.get("at") else "")
+        table.add_row(
+            r["model"], f"v{r['version']}" if r.get("version") else "-",
+            f"{r['requests_per_s']:.1f}",
+            f"{r['p99_ms']:.1f}" if r.get("p99_ms") is not None else "-",
+            f"{r['error_rate']:.1%}" if r.get("error_rate") is not None else "-",
+            verdict, f"{retrain['decision']} {when}" if retrain else "never")
+    return table
+
+
 def render_status(report: dict[str, Any]) -> None:
     """Rich tables for a status report (the same data `--json` prints)."""
     overview = Table(title="raymlops platform", show_header=False, title_justify="left")
@@ -69,6 +93,9 @@ def render_status(report: dict[str, Any]) -> None:
             table.add_row(row["view"], f"v{row['version']}", str(row["online_rows"]),
                           f"{row['ttl_seconds']:g}s" if row["ttl_seconds"] else "-")
         console.print(table)
+    health = report.get("model_health")
+    if isinstance(health, list) and health:
+        console.print(_health_table(health))
     if report.get("running"):
         apps = Table(title="serve applications", title_justify="left")
         for col in ("name", "status", "route"):

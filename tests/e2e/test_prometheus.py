@@ -102,7 +102,10 @@ def test_prometheus_scrapes_raymlops_metrics_and_alerts_fire(cli, tmp_path: Path
         exprs = dashboard_exprs()
         for expr in exprs[:-1]:  # the last is Grafana's label_values(), not PromQL
             _query(base, expr.replace("$model", ".*"))
-        rps = _query(base, exprs[0].replace("$model", ".*").replace("[1m]", "[5m]"))
+        rps, deadline = [], time.monotonic() + 60  # rate() needs two scrapes of the series
+        while not rps and time.monotonic() < deadline:
+            rps = _query(base, exprs[0].replace("$model", ".*").replace("[1m]", "[5m]"))
+            time.sleep(1)
         assert [r["metric"]["model"] for r in rps] == ["flights-delay"]
     finally:
         prom.terminate()
@@ -139,6 +142,21 @@ def test_prometheus_scrapes_raymlops_metrics_and_alerts_fire(cli, tmp_path: Path
         assert "bad-requests" in shown and SECRET not in shown
     finally:
         hook.shutdown()
+    # raymlops status: model health of the served version (no traffic during its window, so
+    # since start: 13 requests, 3 of them 422), with the drift and retrain of its CT record.
+    from raymlops.training.ct import Event, log_event
+
+    log_event(load_settings(storage_root=cli.root), "flights-delay",
+              Event(1, "2013-03", "drift", "promoted", "drifted", 1, 1, share_drifted=0.6,
+                    dataset_drift=True))
+    (health,) = cli.json("status")["model_health"]
+    assert (health["model"], health["version"], health["window"]) == ("flights-delay", "1", "since start")
+    assert health["requests_total"] == 13 and health["error_rate"] == round(3 / 13, 4)
+    assert health["p99_ms"] > 0 and health["requests_per_s"] == 0
+    assert health["drift"]["verdict"] == "drifted" and health["last_retrain"]["decision"] == "promoted"
+    table = cli.run("status").stdout
+    assert "model health" in table and "drifted (60% of columns, 2013-03)" in table
+
     logs = Path(load_settings(storage_root=cli.root).ray_temp_dir, "session_latest", "logs")
     leaked = [p.name for p in logs.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert list(logs.rglob("*.log")) and leaked == []
