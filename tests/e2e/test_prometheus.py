@@ -32,7 +32,7 @@ SECRET = "e2e-webhook-secret-value"
 class _Hook(http.server.BaseHTTPRequestHandler):
     got: list[tuple[dict, bool]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         ok = verify(body, self.headers.get(SIGNATURE_HEADER, ""), SECRET.encode())
         type(self).got.append((json.loads(body), ok))

@@ -111,7 +111,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list[tuple[dict, bool]] = []
     secret = SECRET.encode()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         ok = verify(body, self.headers.get(SIGNATURE_HEADER, ""), self.secret)
         type(self).received.append((json.loads(body), ok))

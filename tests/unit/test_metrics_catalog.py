@@ -4,7 +4,6 @@ the table is defined in the code (a metric renamed in one place fails here)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -32,7 +31,7 @@ def defined_in_source() -> dict[str, set[str]]:
 
 def readme_table() -> dict[str, set[str]]:
     text = (REPO / "README.md").read_text()
-    rows = re.findall(r"^\| `(raymlops_\w+)` \| (\w+) \| ([^|]*) \|", text, flags=re.M)
+    rows = re.findall(r"^\| `(raymlops_\w+)` \| (\w+) \| ([^|]*) \|", text, flags=re.MULTILINE)
     return {name: {t.strip() for t in tags.split(",") if t.strip()} for name, _, tags in rows}
 
 
