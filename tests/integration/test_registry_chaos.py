@@ -48,11 +48,17 @@ def test_kill_registry_while_four_writers_register(platform, ray_cluster) -> Non
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
     for t in threads:
         t.start()
+    # Kill on progress, not on a clock: a fast machine would otherwise finish the writes
+    # between two timed kills. Each kill lands after a further share of acknowledgements.
     kills = 0
-    while any(t.is_alive() for t in threads) and kills < KILLS:
-        time.sleep(0.6)
-        ray.kill(ray.get_actor(REGISTRY_ACTOR, namespace="raymlops"), no_restart=False)
-        kills += 1
+    thresholds = [int(WRITERS * PER_WRITER * f) for f in (0.05, 0.2, 0.35, 0.5, 0.65, 0.8)][:KILLS]
+    while any(t.is_alive() for t in threads) and kills < len(thresholds):
+        with lock:
+            done = len(acked)
+        if done >= thresholds[kills]:
+            ray.kill(ray.get_actor(REGISTRY_ACTOR, namespace="raymlops"), no_restart=False)
+            kills += 1
+        time.sleep(0.005)
     for t in threads:
         t.join(timeout=240)
     assert not errors, errors
