@@ -48,6 +48,7 @@ class HeadState:
     temp_dir: str | None = None
     created_actors: list[str] | None = None
     started_at: float = 0.0
+    gcs_namespace: str | None = None  # Redis key namespace of a fault-tolerant GCS
 
     def save(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -185,9 +186,16 @@ def start_head(
     cmd += extra_args or []
     log_path = settings.state_dir / "ray-start.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    namespace, ft_env = None, {}
+    if settings.gcs_storage == "redis":
+        from raymlops._gcs_ft import gcs_env, new_namespace
+
+        namespace = new_namespace(settings)
+        ft_env = gcs_env(settings, namespace)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            cmd, env={**head_env(settings), **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            cmd, env={**head_env(settings), **ft_env, **(extra_env or {})}, stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its daemons share this group: `down` stops just them
         )
         try:
@@ -207,6 +215,7 @@ def start_head(
         pgid=proc.pid,
         temp_dir=str(temp_dir),
         started_at=time.time(),
+        gcs_namespace=namespace,
     )
 
 

@@ -308,6 +308,10 @@ def down(settings: Settings | None = None) -> dict[str, Any]:
     _head.clear_head_state(settings.state_dir)
     if state.started_head and _head.head_is_alive(state):
         raise ClusterError(f"the head at {state.gcs_address} still answers after stopping it")
+    if state.started_head and state.gcs_namespace:
+        from raymlops._gcs_ft import drop_namespace
+
+        drop_namespace(settings, state.gcs_namespace)
     return {
         "stopped": True,
         "address": state.gcs_address,

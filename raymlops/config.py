@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     num_gpus: int | None = Field(
         default=None, ge=0, description="GPUs a locally started head offers (default: detected)."
     )
+    gcs_storage: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="Where a locally started head's GCS keeps the cluster's state: 'memory', "
+        "or 'redis' (fault tolerant: a restarted GCS recovers it from redis_url, under a key "
+        "namespace of its own that `raymlops down` deletes).",
+    )
     online_store: Literal["log", "redis"] = Field(
         default="log",
         description="Online feature store backend: 'log' (actor memory + fsync'ed log under "
