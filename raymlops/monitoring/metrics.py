@@ -83,13 +83,23 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
 )}
 
 
+_CHECKED: dict[tuple[str, frozenset[str]], MetricSpec] = {}
+
+
 def _check(name: str, tags: dict[str, str]) -> MetricSpec:
+    """The metric's spec; raises on an unknown name or wrong tag keys (memoized: this runs
+    on every online feature read)."""
+    key = (name, frozenset(tags))
+    known = _CHECKED.get(key)
+    if known is not None:
+        return known
     spec = METRICS.get(name)
     if spec is None:
         raise ValidationError(f"unknown metric {name!r}; declare it in METRICS", field="metric")
     if set(tags) != set(spec.tag_keys):
         raise ValidationError(f"{name} takes tags {list(spec.tag_keys)}, got {sorted(tags)}",
                               field="tags")
+    _CHECKED[key] = spec
     return spec
 
 
