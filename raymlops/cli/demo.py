@@ -71,6 +71,9 @@ def demo(
     root = summary["storage_root"]
     console.print(f"MLflow UI: mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db "
                   f"--default-artifact-root {root}/mlartifacts")
+    if not keep_running:
+        console.print("Ray dashboard and the endpoint were stopped with the demo's platform; run "
+                      "`raymlops demo --keep-running` to browse the dashboard and call the model.")
     if keep_running:
         console.print(f"Ray dashboard: {summary.get('dashboard_url')} (token: ~/.ray/auth_token)")
         console.print("try it:\n  curl -s -X POST " + summary["serving_url"] + " -H 'Content-Type: application/json' "
