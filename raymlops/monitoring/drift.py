@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,13 @@ class _Source:
             return _pandas_kinds(self.data, columns)
         return _arrow_kinds(self.data.schema, columns)
 
-    def fragments(self) -> list[Any]:
-        """Units of work: one per file, or per row group when there are few files."""
-        fragments = list(self.data.get_fragments())
-        if len(fragments) < _MIN_TASKS and hasattr(fragments[0], "split_by_row_group"):
-            fragments = [rg for f in fragments for rg in f.split_by_row_group()]
+    def fragments(self) -> list[tuple[Any, int]]:
+        """Units of work with a stable seed each (same files, same samples, same report):
+        one per file, or per row group when there are few files."""
+        fragments = [(f, zlib.crc32(f.path.encode())) for f in self.data.get_fragments()]
+        if len(fragments) < _MIN_TASKS and hasattr(fragments[0][0], "split_by_row_group"):
+            fragments = [(rg, zlib.crc32(f"{rg.path}:{rg.row_groups[0].id}".encode()))
+                         for f, _ in fragments for rg in f.split_by_row_group()]
         return fragments
 
 
@@ -152,9 +155,14 @@ class _Part:
 
 
 def _summarize_block(batch: pd.DataFrame | Any, kinds: dict[str, str], k: int,
-                     sample_rows: int) -> _Part:
-    """One block (pandas or Arrow): column summaries plus its row sample."""
-    rng = np.random.default_rng()
+                     sample_rows: int, seed: int = 0) -> _Part:
+    """One block (pandas or Arrow): column summaries plus its row sample.
+
+    ``seed`` is derived from the block's identity (file and row groups), so the same data
+    gives the same samples, hence the same report, on every run; different blocks get
+    independent priorities, which is all the bottom-k merge needs.
+    """
+    rng = np.random.default_rng(seed)
     if isinstance(batch, pd.DataFrame):
         columns, rows = {c: batch[c].to_numpy() for c in kinds}, len(batch)
     else:
@@ -192,10 +200,11 @@ def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: 
     items = []
     for i, opened in enumerate(sources):
         if isinstance(opened.data, pd.DataFrame):
-            parts[i] = _summarize_block(opened.data[columns], kinds, k, sample_rows)
+            parts[i] = _summarize_block(opened.data[columns], kinds, k, sample_rows, seed=i)
         else:
             schema = opened.data.schema
-            items += [{"side": i, "task": pickle.dumps((f, schema))} for f in opened.fragments()]
+            items += [{"side": i, "task": pickle.dumps((f, schema, seed))}
+                      for f, seed in opened.fragments()]
     if items:
         import ray
         import ray.data
@@ -203,9 +212,10 @@ def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: 
         def block(batch: dict[str, Any]) -> dict[str, list[Any]]:
             mine: dict[int, list[_Part]] = {}
             for side, task in zip(batch["side"], batch["task"], strict=True):
-                fragment, schema = pickle.loads(task)  # noqa: S301 - built just above
+                fragment, schema, seed = pickle.loads(task)  # noqa: S301 - built just above
                 table = _read_fragment(fragment, schema, columns)
-                mine.setdefault(int(side), []).append(_summarize_block(table, kinds, k, sample_rows))
+                mine.setdefault(int(side), []).append(
+                    _summarize_block(table, kinds, k, sample_rows, seed))
             # Merged per side inside the task: less to pickle and send than one part per file.
             return {"side": list(mine), "part": [pickle.dumps(_merge(p, sample_rows))
                                                  for p in mine.values()]}
