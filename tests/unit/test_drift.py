@@ -145,3 +145,14 @@ def test_dkw_bound_covers_merged_samples_of_time_ordered_data_and_catches_a_bias
                 exceed += not is_head
     assert exceed <= alpha * trials * 1.5  # expected <= 20 of 200; DKW is conservative
     assert exceed_head == trials
+
+
+def test_jensen_shannon_uses_natural_logs_like_evidently() -> None:
+    """Evidently's threshold (0.1) is for scipy's default base e; same value as scipy here."""
+    from scipy.spatial.distance import jensenshannon
+
+    ref = CategoricalSummary.of(["a"] * 600 + ["b"] * 400)
+    cur = CategoricalSummary.of(["a"] * 480 + ["b"] * 520)
+    got = column_drift(ref, cur, test="jensenshannon")
+    assert got.statistic == pytest.approx(jensenshannon([0.6, 0.4], [0.48, 0.52]))
+    assert got.statistic == pytest.approx(0.0849, abs=1e-3) and not got.drift  # base 2: 0.102
