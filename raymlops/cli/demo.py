@@ -76,7 +76,10 @@ def demo(
                       "`raymlops demo --keep-running` to browse the dashboard and call the model.")
     if keep_running:
         console.print(f"Ray dashboard: {summary.get('dashboard_url')} (token: ~/.ray/auth_token)")
-        console.print("try it:\n  curl -s -X POST " + summary["serving_url"] + " -H 'Content-Type: application/json' "
-                      "-d '{\"dataframe_records\": [{\"origin\": \"JFK\", \"tailnum\": \"N14228\", "
-                      "\"hour\": 17, \"distance\": 1089, \"carrier\": \"UA\"}]}'")
+        # One unwrapped, unstyled line, so it pastes into a shell as printed.
+        curl = ("curl -s -X POST " + summary["serving_url"] + " -H 'Content-Type: application/json' "
+                "-d '{\"dataframe_records\": [{\"origin\": \"JFK\", \"tailnum\": \"N14228\", "
+                "\"hour\": 17, \"distance\": 1089, \"carrier\": \"UA\"}]}'")
+        console.print("try it:")
+        console.print(curl, soft_wrap=True, markup=False, highlight=False)
         console.print("stop it: raymlops down")
