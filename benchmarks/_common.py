@@ -38,3 +38,27 @@ def write_section(name: str, markdown: str) -> Path:
     path = RESULTS_DIR / f"{name}.md"
     path.write_text(markdown.rstrip() + "\n")
     return path
+
+
+def flights_platform(prefix: str, num_cpus: int | None = None) -> tuple[object, object, Path]:
+    """A local Ray + raymlops platform in a fresh temp root with the flights feature store
+    applied and weather/planes ingested: (settings, FeatureStoreClient, root)."""
+    import os
+    import tempfile
+
+    import ray
+
+    import raymlops
+    from raymlops.config import load_settings
+    from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
+    from raymlops.features.client import FeatureStoreClient
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False, namespace="raymlops")
+    settings = raymlops.init(load_settings(storage_root=root / "root")).settings
+    fs = FeatureStoreClient.connect(settings)
+    fs.apply(DEFINITIONS)
+    fs.ingest("weather", weather_rows())
+    fs.ingest("planes", planes_rows())
+    return settings, fs, root

@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median, write_section  # noqa: E402
+from _common import flights_platform, machine, median, write_section  # noqa: E402
 
 RAW = ["origin", "tailnum", "sched_dep_ts", "hour", "distance", "carrier"]
 OWN = ["hour", "distance"]
@@ -57,23 +54,12 @@ def main() -> None:
     import ray
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    import raymlops
-    from raymlops.config import load_settings
     from raymlops.datasets.flights import load_flights, month_slice
-    from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
-    from raymlops.features.client import FeatureStoreClient
     from raymlops.registry.client import RegistryClient
     from raymlops.serving.batch import batch_predict
 
     cpus = os.cpu_count() or 2
-    work = Path(tempfile.mkdtemp(prefix="batch-bench-"))
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             namespace="raymlops")
-    settings = raymlops.init(load_settings(storage_root=work / "root")).settings
-    fs = FeatureStoreClient.connect(settings)
-    fs.apply(DEFINITIONS)
-    fs.ingest("weather", weather_rows())
-    fs.ingest("planes", planes_rows())
+    settings, fs, work = flights_platform("batch-bench-")
 
     flights = load_flights()
     jan = month_slice(flights, 1).select([*RAW, "delayed"]).to_pandas().dropna(subset=["delayed"])

@@ -9,14 +9,12 @@ Target (issue #7): (c) beats (a) on mean AUC, and matches or beats (b) with no m
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_section  # noqa: E402
+from _common import flights_platform, machine, write_section  # noqa: E402
 
 
 def main() -> None:
@@ -28,25 +26,13 @@ def main() -> None:
     args = parser.parse_args()
     first, last = (int(x) for x in args.months.split("-"))
 
-    import os
 
     import ray
 
-    import raymlops
-    from raymlops.config import load_settings
-    from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
-    from raymlops.features.client import FeatureStoreClient
     from raymlops.training.ct import CTPolicy
     from raymlops.training.replay import frame_table, replay
 
-    root = Path(tempfile.mkdtemp(prefix="replay-"))
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False, namespace="raymlops")
-    settings = raymlops.init(load_settings(storage_root=root)).settings
-    fs = FeatureStoreClient.connect(settings)
-    fs.apply(DEFINITIONS)
-    fs.ingest("weather", weather_rows())
-    fs.ingest("planes", planes_rows())
+    settings, fs, root = flights_platform("replay-")
     policy = CTPolicy(model="flights-delay", trials=args.trials, cooldown=args.cooldown)
     result = replay(settings, policy, list(range(first, last + 1)),
                     on_month=lambda m, s: print(f"month {m}: " + ", ".join(f"{k} {v:.4f}" for k, v in s.items()), flush=True))

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_section  # noqa: E402
+from _common import flights_platform, machine, write_section  # noqa: E402
 
 FAMILIES = ["hgb", "logreg", "rf"]
 STEPS = 8
@@ -58,22 +57,11 @@ def main() -> None:
 
     import ray
 
-    import raymlops
-    from raymlops.config import load_settings
-    from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
-    from raymlops.features.client import FeatureStoreClient
     from raymlops.training.automl import SearchConfig, run_search
     from raymlops.training.flights import flights_frame, train_data
 
     cpus = os.cpu_count() or 2
-    root = Path(tempfile.mkdtemp(prefix="tune-bench-"))
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             namespace="raymlops")
-    settings = raymlops.init(load_settings(storage_root=root)).settings
-    fs = FeatureStoreClient.connect(settings)
-    fs.apply(DEFINITIONS)
-    fs.ingest("weather", weather_rows())
-    fs.ingest("planes", planes_rows())
+    settings, fs, root = flights_platform("tune-bench-")
     features = fs.historical_features("delay_model")
     data = train_data(flights_frame(features, 1), flights_frame(features, 2))
     print(f"train {len(data.y_train):,} rows (January), validate {len(data.y_valid):,} (February)")

@@ -79,10 +79,11 @@ def validate(
     from raymlops.exceptions import DatasetNotFoundError, ValidationError
     from raymlops.monitoring.validation import validate as check
     from raymlops.registry.client import RegistryClient
+    from raymlops.registry.names import split_model_ref
 
-    name, _, ref = model.partition("@")
+    name, ref = split_model_ref(model)
     client = RegistryClient.connect(ctx.obj.settings())
-    schema = client.data_schema(name, ref or "champion")
+    schema = client.data_schema(name, ref)
     if schema is None:
         raise ValidationError(f"{model} was registered without a data schema", field="model")
     if not data.exists():

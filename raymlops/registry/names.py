@@ -6,7 +6,7 @@ import re
 
 from raymlops.exceptions import ValidationError
 
-__all__ = ["parse_ref", "validate_alias", "validate_model_name"]
+__all__ = ["parse_ref", "split_model_ref", "validate_alias", "validate_model_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -52,3 +52,10 @@ def parse_ref(ref: object) -> int | str:
             return parse_ref(int(text[1:]))
         return validate_alias(text)
     raise ValidationError(f"invalid model version reference {ref!r}", field="ref")
+
+
+def split_model_ref(text: str, default: int | str | None = "champion") -> tuple[str, int | str]:
+    """'name@champion' / 'name@3' / 'name' -> (name, ref); a bare name takes ``default``."""
+    name, at, ref_text = text.partition("@")
+    ref = parse_ref(ref_text) if at else parse_ref(default)
+    return validate_model_name(name), ref

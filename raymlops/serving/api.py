@@ -23,7 +23,7 @@ from typing import Any
 
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ClusterError, ModelNotFoundError, RaymlopsError
-from raymlops.registry.names import parse_ref, validate_model_name
+from raymlops.registry.names import parse_ref, split_model_ref, validate_model_name
 from raymlops.serving.options import DeploymentOptions, load_options
 
 __all__ = ["build_app", "build_from_args", "build_gateway", "deploy", "status", "undeploy"]
@@ -163,12 +163,7 @@ def _start_serve(settings: Settings) -> None:
 
 
 def _split_name(name: str, alias: str | None, version: int | str | None) -> tuple[str, int | str]:
-    if "@" in name:
-        name, _, ref_text = name.partition("@")
-        ref: int | str = parse_ref(ref_text)
-    else:
-        ref = parse_ref(version if version is not None else (alias or "champion"))
-    return validate_model_name(name), ref
+    return split_model_ref(name, default=version if version is not None else (alias or "champion"))
 
 
 def deploy(

@@ -30,6 +30,7 @@ import pandas as pd
 
 from raymlops.config import Settings
 from raymlops.exceptions import ConflictError, RaymlopsError, SchemaMismatchError, ValidationError
+from raymlops.registry.names import split_model_ref
 from raymlops.serving.batch_input import ROW_ID, plan_units, read_unit
 
 __all__ = ["BatchResult", "batch_predict", "score_frame"]
@@ -171,12 +172,6 @@ def _verify_exactly_once(staging: Path, units: list[Any]) -> None:
         )
 
 
-def _split_ref(model: str, ref: int | str | None) -> tuple[str, int | str]:
-    if ref is None and "@" in model:
-        model, _, ref = model.partition("@")
-    return model, ref if ref not in (None, "") else "champion"
-
-
 def batch_predict(
     model: str,
     input_path: str | Path,
@@ -205,7 +200,7 @@ def batch_predict(
 
     started = time.perf_counter()
     settings = init(settings, start=False).settings
-    name, version_ref = _split_ref(model, ref)
+    name, version_ref = split_model_ref(model, default=ref if ref is not None else "champion")
     output = Path(output_path).resolve()
     if output.exists() and not overwrite:
         raise ConflictError(f"output {output} exists; pass overwrite to replace it", path=str(output))
@@ -240,7 +235,7 @@ def batch_predict(
         ds = ray.data.from_items([u.to_dict() for u in units], override_num_blocks=len(units))
         done = ds.map_batches(
             _Scorer,
-            fn_constructor_args=(info, model_ref, features_ref, _settings_dict(settings),
+            fn_constructor_args=(info, model_ref, features_ref, settings.model_dump(mode="json"),
                                  list(keep_columns), ts_col, columns, str(staging)),
             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus_per_worker,
@@ -264,10 +259,6 @@ def batch_predict(
         if cause is not None:
             raise cause from None
         raise
-
-
-def _settings_dict(settings: Settings) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.model_dump().items()}
 
 
 def _check_columns(unit: Any, needed: list[str]) -> None:
