@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 from raymlops.exceptions import ValidationError
 
-__all__ = ["METRICS", "METRICS_ACTOR", "MetricSpec", "MetricsRecorder", "publish", "record"]
+__all__ = ["METRICS", "METRICS_ACTOR", "MetricSpec", "MetricsRecorder", "publish", "record",
+           "retire"]
 
 METRICS_ACTOR = "raymlops-metrics"
 log = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     MetricSpec("raymlops_feature_ttl_misses_total", "counter",
                "Online values read past their view's TTL (returned null, listed in expired).",
                ("view",)),
+    # serving (the request metrics are in raymlops.serving.metrics)
+    MetricSpec("raymlops_serve_replicas", "gauge",
+               "1 per Serve replica holding a model version: sum by model and version for "
+               "replicas per version; a version swapped out or a stopped replica drops to 0, "
+               "then ages out.", ("model", "version", "deployment", "replica")),
     # models
     MetricSpec("raymlops_champion_version", "gauge",
                "Version holding the champion alias.", ("model",)),
@@ -142,6 +148,17 @@ class MetricsRecorder:
             else:
                 metric.observe(value, tags=tags)
 
+    def retire(self, name: str, tags: dict[str, str]) -> None:
+        """Set a gauge series to 0 and stop re-setting it: it reads 0 until Ray's agent
+        evicts it (two report intervals), then it is gone."""
+        tags = {k: str(v) for k, v in tags.items()}
+        spec = _check(name, tags)
+        if spec.kind != "gauge":
+            raise ValidationError(f"{name} is a {spec.kind}: only a gauge retires", field="metric")
+        with self._lock:
+            self._metric(spec).set(0.0, tags=tags)
+            self._gauges.pop((name, tuple(sorted(tags.items()))), None)
+
     def gauges(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         """The gauge values this process keeps exporting, by metric."""
         out: dict[str, list[tuple[dict[str, str], float]]] = {}
@@ -187,6 +204,25 @@ def record(name: str, value: float, **tags: Any) -> bool:
         return True
     except Exception as exc:  # noqa: BLE001 - a metric never fails its caller
         log.warning("metric %s not recorded: %s", name, exc)
+        return False
+
+
+def retire(name: str, **tags: Any) -> bool:
+    """A gauge series of this process drops to 0 and is no longer kept alive (see
+    :meth:`MetricsRecorder.retire`); False when not inside Ray or on a failure."""
+    global _LOCAL
+    import ray
+
+    _check(name, {k: str(v) for k, v in tags.items()})
+    if not ray.is_initialized():
+        return False
+    try:
+        if _LOCAL is None:
+            _LOCAL = MetricsRecorder()
+        _LOCAL.retire(name, tags)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a metric never fails its caller
+        log.warning("metric %s not retired: %s", name, exc)
         return False
 
 

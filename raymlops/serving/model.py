@@ -80,6 +80,7 @@ class ModelServer:
         self.last_error: str | None = None
         self._swap_lock = threading.Lock()
         self._state = load_version(self.registry, name, self.ref, self.settings)
+        self.metrics.serving(self._state.version)
         self._predict_batch.set_max_batch_size(self.options.max_batch_size)
         self._predict_batch.set_batch_wait_timeout_s(self.options.batch_wait_timeout_s)
         writer = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -113,6 +114,7 @@ class ModelServer:
             old, self._state = self._state, new
             self.swaps += 1
             self.last_error = None
+            self.metrics.serving(new.version, previous=old.version)
         logger.info("%s: now serving v%s (was v%s)", self.name, new.version, old.version)
         old.close()
 
@@ -232,4 +234,8 @@ class ModelServer:
             log.close()
         state = getattr(self, "_state", None)
         if state is not None:
+            metrics = getattr(self, "metrics", None)
+            if metrics is not None and not getattr(self, "_stopped", False):
+                self._stopped = True  # Serve calls __del__ on shutdown, Python may again
+                metrics.stopped(state.version)
             state.close()

@@ -96,6 +96,10 @@ def test_prometheus_scrapes_raymlops_metrics_and_alerts_fire(cli, tmp_path: Path
             "200": 10, "422": 3}, (tmp_path / "prom.log").read_text()[-3000:]
         errors = _query(base, 'sum(ray_raymlops_errors_total{model="flights-delay",status="422"})')
         assert float(errors[0]["value"][1]) == 3
+        # replicas per model version: the one replica holds v1
+        replicas = _query(base, 'sum by (version) '
+                                '(ray_raymlops_serve_replicas{model="flights-delay"})')
+        assert {r["metric"]["version"]: float(r["value"][1]) for r in replicas} == {"1": 1.0}
         up = _query(base, 'up{job="ray"}')
         assert up and all(r["value"][1] == "1" for r in up)
         # Every Grafana query parses in a real Prometheus (a syntax error is an HTTP 400).

@@ -108,3 +108,36 @@ class Load:
                 key = f"{status}/v{version}"
                 out[key] = out.get(key, 0) + 1
             return out
+
+
+def replica_series(name: str) -> list[tuple[dict[str, str], float]]:
+    """``raymlops_serve_replicas`` series of model ``name`` as Ray's metrics agents export them
+    (what Prometheus scrapes): (labels, value) per replica and version."""
+    from raymlops.monitoring.scrape import scrape, targets_from_nodes
+
+    return [(dict(s.labels), s.value) for s in scrape(targets_from_nodes())
+            if s.name == "ray_raymlops_serve_replicas" and s.label("model") == name]
+
+
+def replicas_per_version(name: str) -> dict[int, float]:
+    """``sum by (version) (ray_raymlops_serve_replicas{model=name})``."""
+    out: dict[int, float] = {}
+    for labels, value in replica_series(name):
+        out[int(labels["version"])] = out.get(int(labels["version"]), 0.0) + value
+    return out
+
+
+def wait_for_replicas(name: str, expected: dict[int, int], timeout_s: float = 120,
+                      ) -> list[dict[int, float]]:
+    """Wait until replicas per version equal ``expected`` (a version not named must read 0 or
+    be gone); returns every distinct reading seen on the way, in order."""
+    deadline, seen = time.monotonic() + timeout_s, []
+    while True:
+        now = replicas_per_version(name)
+        if not seen or seen[-1] != now:
+            seen.append(now)
+        if {v: n for v, n in now.items() if n} == {v: n for v, n in expected.items() if n}:
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"replicas per version never became {expected}; seen {seen}")
+        time.sleep(1)

@@ -13,7 +13,13 @@ import time
 
 import pytest
 
-from tests.integration.serving_helpers import Load, register_classifier, serve_settings
+from tests.integration.serving_helpers import (
+    Load,
+    register_classifier,
+    replica_series,
+    serve_settings,
+    wait_for_replicas,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -77,3 +83,20 @@ def test_every_replica_switched(swap) -> None:
             break
         time.sleep(0.2)
     assert len(seen) == 2 and set(seen.values()) == {swap["v2"]}, seen
+
+
+def test_replicas_per_version_follow_the_swap(swap) -> None:
+    """``raymlops_serve_replicas`` summed by version: both replicas on the champion; after a
+    swap the new version has both and the old one reads 0 (then is evicted), never both."""
+    v1, v2 = swap["v1"], swap["v2"]
+    swap["registry"].set_alias(NAME, "champion", v2)  # where the test above left it
+    before = wait_for_replicas(NAME, {v2: 2})
+    series = replica_series(NAME)
+    assert {labels["deployment"] for labels, _ in series} == {"Model"}
+    assert len({labels["replica"] for labels, value in series if value}) == 2
+    swap["registry"].set_alias(NAME, "champion", v1)
+    after = wait_for_replicas(NAME, {v1: 2})
+    print(f"\nreplicas per version: before the swap {before[-1]}, readings after it {after}")
+    # never more replicas than exist: a replica counts for one version at a time
+    assert all(sum(reading.values()) <= 2 for reading in before + after), after
+    assert after[-1].get(v2, 0) == 0

@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-from tests.integration.serving_helpers import Load, register_classifier, serve_settings
+from tests.integration.serving_helpers import (
+    Load,
+    register_classifier,
+    serve_settings,
+    wait_for_replicas,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -35,7 +40,7 @@ def test_autoscaling_up_under_load_and_back_down(platform) -> None:
 
     name = "serve-scale"
     settings = serve_settings(platform)
-    register_classifier(settings, name)
+    version = register_classifier(settings, name)
     serving.deploy(name, settings=settings, min_replicas=1, max_replicas=2,
                    target_ongoing_requests=0.25, upscale_delay_s=1, downscale_delay_s=3,
                    max_batch_size=1, log_predictions=False)
@@ -43,9 +48,13 @@ def test_autoscaling_up_under_load_and_back_down(platform) -> None:
         assert _running_replicas(name, settings) == 1
         with Load(f"{settings.serve_url}/models/{name}/invocations", threads=8) as load:
             _wait(lambda: _running_replicas(name, settings) == 2, 120, "a second replica")
+            # raymlops_serve_replicas follows: two replicas hold the version (load keeps them)
+            up = wait_for_replicas(name, {version: 2})
         summary = load.summary()
         assert all(key.startswith("200/") for key in summary), summary
         _wait(lambda: _running_replicas(name, settings) == 1, 120, "scale back to one")
+        down = wait_for_replicas(name, {version: 1})  # the stopped replica's series is gone
+        print(f"\nreplicas per version: scaling up {up}, scaling down {down}")
     finally:
         serving.undeploy(name, settings=settings)
 
@@ -58,7 +67,7 @@ def test_a_replica_killed_under_load_is_replaced(platform) -> None:
 
     name = "serve-kill"
     settings = serve_settings(platform)
-    register_classifier(settings, name)
+    version = register_classifier(settings, name)
     serving.deploy(name, settings=settings, min_replicas=2, max_replicas=2,
                    log_predictions=False)
     try:
@@ -84,5 +93,7 @@ def test_a_replica_killed_under_load_is_replaced(platform) -> None:
         assert replicas[0]["name"] not in after and len(after) == 2
         pids = {handle.stats.remote().result(timeout_s=30)["pid"] for _ in range(20)}
         assert len(pids) == 2
+        # the killed replica never shut down: its series ages out, the replacement's counts
+        wait_for_replicas(name, {version: 2})
     finally:
         serving.undeploy(name, settings=settings)

@@ -60,5 +60,5 @@ def test_dashboard_covers_every_area() -> None:
     used = {n for e in dashboard_exprs() for n in metric_names(e)}
     for area in ("requests_total", "errors_total", "request_latency_ms", "feature_staleness",
                  "drift_score", "champion_version", "model_live_auc", "retrains_total",
-                 "validation_violations_total"):
+                 "validation_violations_total", "serve_replicas"):
         assert any(area in n for n in used), area
