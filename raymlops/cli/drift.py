@@ -37,12 +37,15 @@ def drift(
     dataset: Annotated[str | None, typer.Option(
         help="Name of the monitored data, for metric tags and the run name (default: the "
              "current path's name).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Registered model whose input data this is: the MLflow run is tagged with it and "
+             "`raymlops status` shows the newest such report as the model's drift.")] = None,
 ) -> None:
     """Data drift per column (KS, Wasserstein, PSI, JS, chi-square) and for the dataset.
 
     With a running platform the files are read and summarised with Ray Data, the result is
     logged to MLflow and exported as Ray metrics (raymlops_drift_*); without one, it is
-    computed in this process (and logged only with --log-mlflow).
+    computed in this process (and logged only with --log-mlflow or --model).
     """
     from raymlops import cluster
     from raymlops.monitoring.drift import drift_report
@@ -62,8 +65,8 @@ def drift(
         result = publish_drift(
             result, settings=settings, dataset=dataset or default_dataset_name(current),
             reference=reference, current=current,
-            log_mlflow=running if log_mlflow is None else log_mlflow,
-            export_metrics=running, report_path=report)
+            log_mlflow=(running or model is not None) if log_mlflow is None else log_mlflow,
+            export_metrics=running, report_path=report, model=model)
     if as_json:
         emit(json.dumps(result, default=str))
         return

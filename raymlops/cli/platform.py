@@ -29,18 +29,21 @@ def _health_table(rows: list[dict[str, Any]]) -> Table:
     import datetime as dt
 
     table = Table(title="model health", title_justify="left")
-    for col in ("model", "version", "req/s", "p99 ms", "errors", "drift", "last retrain"):
+    for col in ("model", "version", "replicas", "req/s", "p99 ms", "errors", "drift",
+                "last retrain"):
         table.add_column(col)
     for r in rows:
         drift = r.get("drift") or {}
         verdict = drift.get("verdict", "-")
         if drift.get("share_drifted") is not None:
-            verdict += f" ({drift['share_drifted']:.0%} of columns, {drift.get('period')})"
+            source = ", drift report" if drift.get("source") == "drift report" else ""
+            verdict += f" ({drift['share_drifted']:.0%} of columns, {drift.get('period')}{source})"
         retrain = r.get("last_retrain")
         when = (dt.datetime.fromtimestamp(retrain["at"]).strftime("%Y-%m-%d %H:%M")
                 if retrain and retrain.get("at") else "")
         table.add_row(
             r["model"], f"v{r['version']}" if r.get("version") else "-",
+            str(r["replicas"]) if r.get("replicas") is not None else "-",
             f"{r['requests_per_s']:.1f}",
             f"{r['p99_ms']:.1f}" if r.get("p99_ms") is not None else "-",
             f"{r['error_rate']:.1%}" if r.get("error_rate") is not None else "-",

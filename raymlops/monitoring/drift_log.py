@@ -12,7 +12,9 @@ in experiment ``raymlops-drift``:
   when that changes a name, ``column_metric_names.json`` maps metric names back to columns.
 - params: ``dataset_drift`` and per column ``column.<name>.test`` / ``.threshold``.
 - tags: ``raymlops.dataset_drift`` (``true``/``false``, searchable:
-  ``tags."raymlops.dataset_drift" = 'true'``) and ``raymlops.drifted_columns``, plus yours.
+  ``tags."raymlops.dataset_drift" = 'true'``) and ``raymlops.drifted_columns``, plus yours;
+  ``raymlops.model`` when the report judges a model's data (``raymlops drift --model``):
+  :func:`latest_drift` finds the newest such report, and ``raymlops status`` shows it.
 - artifacts: ``drift_report.json`` and the self-contained ``drift_report.html``.
 
 Like :func:`raymlops.training.log_training_run`, it uses an explicit ``MlflowClient`` (no
@@ -36,12 +38,13 @@ from typing import Any
 from raymlops.config import Settings
 from raymlops.exceptions import ValidationError
 
-__all__ = ["DRIFT_EXPERIMENT", "TAG_DATASET_DRIFT", "TAG_DRIFTED_COLUMNS", "DriftRun",
-           "log_drift_report", "metric_key"]
+__all__ = ["DRIFT_EXPERIMENT", "TAG_DATASET_DRIFT", "TAG_DRIFTED_COLUMNS", "TAG_MODEL",
+           "DriftRun", "latest_drift", "log_drift_report", "metric_key"]
 
 DRIFT_EXPERIMENT = "raymlops-drift"
 TAG_DATASET_DRIFT = "raymlops.dataset_drift"
 TAG_DRIFTED_COLUMNS = "raymlops.drifted_columns"
+TAG_MODEL = "raymlops.model"
 _PREFIX = "column."
 _BATCH = 1000  # MLflow's per-request metric limit (params: 100)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. ]+")
@@ -225,3 +228,30 @@ def log_drift_report(
     client.set_terminated(run_id, status="FINISHED")
     return DriftRun(run_id=run_id, experiment_id=exp.experiment_id,
                     artifact_uri=run.info.artifact_uri, metrics=metrics)
+
+
+def latest_drift(settings: Settings, model: str,
+                 experiment: str = DRIFT_EXPERIMENT) -> dict[str, Any] | None:
+    """The newest finished drift report logged for ``model`` (tag ``raymlops.model``), or None.
+
+    ``{"verdict": "drifted" | "ok", "share_drifted", "dataset", "at" (epoch seconds, when the
+    run started), "run_id"}``.
+    """
+    from raymlops.registry.names import validate_model_name
+    from raymlops.training.tracking import tracking_client
+
+    validate_model_name(model)  # also keeps the filter string well-formed
+    client = tracking_client(settings)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.`{TAG_MODEL}` = '{model}' AND attributes.status = 'FINISHED'")
+    if not runs:
+        return None
+    run = runs[0]
+    return {"verdict": "drifted" if run.data.tags.get(TAG_DATASET_DRIFT) == "true" else "ok",
+            "share_drifted": run.data.metrics.get("share_drifted"),
+            "dataset": run.data.tags.get("raymlops.dataset"),
+            "at": run.info.start_time / 1000.0, "run_id": run.info.run_id}

@@ -35,19 +35,28 @@ def publish_drift(
     log_mlflow: bool,
     export_metrics: bool,
     report_path: str | Path | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Write the HTML report, log the MLflow run, set the gauges; return the JSON-ready result.
 
     The returned dict is ``result`` without its in-memory ``_summaries`` plus ``dataset``,
-    ``mlflow_run_id`` (None when not logged) and ``metrics_exported``. The report is rendered
-    once and reused as the run's artifact.
+    ``model``, ``mlflow_run_id`` (None when not logged) and ``metrics_exported``. The report
+    is rendered once and reused as the run's artifact. ``model``: the registered model whose
+    data this is; the run is tagged ``raymlops.model`` so ``raymlops status`` shows its
+    verdict as that model's drift.
     """
-    from raymlops.monitoring.drift_log import log_drift_report
+    from raymlops.monitoring.drift_log import TAG_MODEL, log_drift_report
     from raymlops.monitoring.drift_metrics import export_drift_metrics
     from raymlops.monitoring.report import render_html
+    from raymlops.registry.names import validate_model_name
 
     if not dataset.strip():
         raise ValidationError("dataset must be a non-empty name", field="dataset")
+    if model is not None:
+        validate_model_name(model)
+        if not log_mlflow:
+            raise ValidationError("a model's drift is recorded as an MLflow run: --model needs "
+                                  "MLflow logging (drop --no-log-mlflow)", field="model")
     page = render_html(result) if (report_path is not None or log_mlflow) else None
     if report_path is not None:
         Path(report_path).write_text(page or "")
@@ -57,10 +66,10 @@ def publish_drift(
             result, settings, html=page, run_name=f"{dataset}: {Path(str(current)).name} vs "
             f"{Path(str(reference)).name}",
             tags={"raymlops.dataset": dataset, "raymlops.reference": str(reference),
-                  "raymlops.current": str(current)})
+                  "raymlops.current": str(current), **({TAG_MODEL: model} if model else {})})
         run_id = run.run_id
     exported = export_drift_metrics(result, dataset, namespace=settings.namespace) \
         if export_metrics else False
     out = {k: v for k, v in result.items() if k != "_summaries"}
-    out.update(dataset=dataset, mlflow_run_id=run_id, metrics_exported=exported)
+    out.update(dataset=dataset, model=model, mlflow_run_id=run_id, metrics_exported=exported)
     return out

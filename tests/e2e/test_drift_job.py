@@ -64,10 +64,11 @@ def test_drift_job_exit_codes_json_mlflow_and_metrics(cli, tmp_path: Path) -> No
 
     proc, drifted = _submit(cli, "--reference", str(tmp_path / "jan.parquet"),
                             "--current", str(tmp_path / "jul.parquet"), "--dataset", "weather",
-                            "--report", str(tmp_path / "report.html"))
+                            "--report", str(tmp_path / "report.html"), "--model", "flights-delay")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "exit code 2" in out, out[-3000:]
     assert drifted["dataset_drift"] is True and drifted["share_drifted"] >= 0.5
+    assert drifted["model"] == "flights-delay"
     assert set(drifted["columns"]) == set(COLUMNS)
     assert drifted["columns"]["temp"]["drift"] is True
     assert drifted["columns"]["origin"]["drift"] is False  # same three airports all year
@@ -90,6 +91,12 @@ def test_drift_job_exit_codes_json_mlflow_and_metrics(cli, tmp_path: Path) -> No
         assert run.data.params["dataset_drift"] == str(body["dataset_drift"]).lower()
         assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
             "drift_report.json", "drift_report.html"}
+    # --model attributed the drifted report to the model: it is that model's newest verdict
+    from raymlops.monitoring.drift_log import latest_drift
+
+    newest = latest_drift(load_settings(storage_root=cli.root), "flights-delay")
+    assert (newest["run_id"], newest["verdict"]) == (drifted["mlflow_run_id"], "drifted")
+    assert calm["model"] is None
 
     # Both drivers have exited; their gauges live on in the platform's actor.
     want = {("weather", "ray_raymlops_dataset_drift", None): 1.0,

@@ -156,7 +156,7 @@ def test_prometheus_scrapes_raymlops_metrics_and_alerts_fire(cli, tmp_path: Path
     (health,) = cli.json("status")["model_health"]
     assert (health["model"], health["version"], health["window"]) == ("flights-delay", "1", "since start")
     assert health["requests_total"] == 13 and health["error_rate"] == round(3 / 13, 4)
-    assert health["p99_ms"] > 0 and health["requests_per_s"] == 0
+    assert health["p99_ms"] > 0 and health["requests_per_s"] == 0 and health["replicas"] == 1
     assert health["drift"]["verdict"] == "drifted" and health["last_retrain"]["decision"] == "promoted"
     table = cli.run("status").stdout
     assert "model health" in table and "drifted (60% of columns, 2013-03)" in table
