@@ -16,6 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import flights_platform, machine, write_section  # noqa: E402
 
+from raymlops.training.ct import CTPolicy  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,17 +25,19 @@ def main() -> None:
     parser.add_argument("--months", default="3-12")
     parser.add_argument("--cooldown", type=int, default=0,
                         help="cycles after a retrain with no retrain (a cycle is a month here)")
+    parser.add_argument("--valid-fraction", type=float, default=CTPolicy.model_fields["valid_fraction"].default,
+                        help="newest share of the training window that ranks trials and gates the challenger")
     args = parser.parse_args()
     first, last = (int(x) for x in args.months.split("-"))
 
 
     import ray
 
-    from raymlops.training.ct import CTPolicy
     from raymlops.training.replay import frame_table, replay
 
     settings, fs, root = flights_platform("replay-")
-    policy = CTPolicy(model="flights-delay", trials=args.trials, cooldown=args.cooldown)
+    policy = CTPolicy(model="flights-delay", trials=args.trials, cooldown=args.cooldown,
+                      valid_fraction=args.valid_fraction)
     result = replay(settings, policy, list(range(first, last + 1)),
                     on_month=lambda m, s: print(f"month {m}: " + ", ".join(f"{k} {v:.4f}" for k, v in s.items()), flush=True))
     table = frame_table(result)
@@ -43,7 +47,7 @@ def main() -> None:
                           for e in result.events[1:])
     beats_a = means["loop"] > means["frozen"]
     matches_b = means["loop"] >= means["monthly"] - 0.002 and result.retrains["loop"] <= result.retrains["monthly"]
-    md = f"""## Continuous training replay of 2013 (`benchmarks/replay_2013.py --trials {args.trials} --months {args.months} --cooldown {args.cooldown}`)
+    md = f"""## Continuous training replay of 2013 (`benchmarks/replay_2013.py --trials {args.trials} --months {args.months} --cooldown {args.cooldown} --valid-fraction {args.valid_fraction}`)
 
 All three start from the model AutoML picked on January-February ({args.trials} trials). Each month is scored before its labels are used; then (b) refits its fixed configuration on the last two months and (c) runs one CT cycle (drift of the month against the champion's training window, AUC against its baseline, AutoML retrain warm-started from the champion's configuration, promotion gated on the newest labeled window). Policy: `{policy.model_dump_json(exclude={'model'})}`. {machine()}, {result.seconds:.0f} s.
 

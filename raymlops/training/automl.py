@@ -171,20 +171,49 @@ class _NullCallback:
 
 
 class _MlflowTrials:
-    """Tune callback: log each finished trial as a nested MLflow run via the tracking helper."""
+    """Tune callback: log each finished trial as a nested MLflow run via the tracking helper.
+
+    Logging runs on one background thread: Tune calls ``on_trial_complete`` from its control
+    loop, and a synchronous MLflow write there (checkpoint load, run, params, step metrics,
+    signature; ~0.3-0.5 s on SQLite) held up the next trial's start every time. ``drain()``
+    waits for every queued trial before the search's result is read.
+    """
 
     def __init__(self, settings: Settings, experiment: str, parent_run_id: str, data: TrainData,
                  data_window: tuple[str, str] | None, feature_views: dict[str, int]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.callback = _TrialCallback.create(self)
         self.settings, self.experiment, self.parent = settings, experiment, parent_run_id
         self.data, self.window, self.views = data, data_window, feature_views
         self.runs: dict[str, str] = {}
         self.on_trial: Any = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raymlops-trial-log")
+        self._pending: list[Any] = []
 
     def log(self, trial: Any) -> None:
+        """Queue a finished trial (Tune's loop goes on at once)."""
+        trial_id, config, checkpoint = trial.trial_id, dict(trial.config), trial.checkpoint
+        snapshot = type("FinishedTrial", (), {"trial_id": trial_id, "config": config, "checkpoint": checkpoint})
+        self._pending.append(self._writer.submit(self._log_and_tell, snapshot))
+
+    def _log_and_tell(self, trial: Any) -> None:
         self._log(trial)
         if self.on_trial is not None:
             self.on_trial(len(self.runs), trial)
+
+    def drain(self) -> None:
+        """Wait for every queued trial to be logged; a failed write raises here."""
+        pending, self._pending = self._pending, []
+        try:
+            for future in pending:
+                future.result()
+        finally:
+            self._writer.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Stop the writer after what is queued (the search failed: errors are not raised)."""
+        self._writer.shutdown(wait=True)
 
     def _log(self, trial: Any) -> None:
         from raymlops.training.tracking import log_training_run
@@ -255,11 +284,15 @@ def run_search(
     parent_version: int | None = None,
     search_name: str | None = None,
     on_trial: Any = None,
+    refit_data: TrainData | None = None,
 ) -> SearchResult:
     """Run the search on the connected cluster; register the best trial (unless told not to).
 
     ``on_trial(finished_count, trial)`` is called in this process as each trial ends (the
-    CLI drives its progress bar with it).
+    CLI drives its progress bar with it). ``refit_data.X_train/y_train`` are the rows the
+    winner is refit on before it is registered (default: train + validation rows); continuous
+    training passes its window there, because its trials train on a span shifted back by the
+    validation rows.
     """
     import ray
     from ray import tune
@@ -302,17 +335,19 @@ def run_search(
     try:
         results = tuner.fit()
     except BaseException:
+        trials.close()
         client.set_terminated(parent_id, status="FAILED")
         raise
     return _finish(config, results, trials, client, parent_id, settings, data, started,
                    str(Path(settings.storage_root) / "tune" / search_name),
-                   data_window, feature_views or {}, register_kwargs or {}, parent_version)
+                   data_window, feature_views or {}, register_kwargs or {}, parent_version, refit_data)
 
 
 def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: Any, parent_id: str,
             settings: Settings, data: TrainData, started: float, path: str,
             data_window: tuple[str, str] | None, feature_views: dict[str, int],
-            register_kwargs: dict[str, Any], parent_version: int | None) -> SearchResult:
+            register_kwargs: dict[str, Any], parent_version: int | None,
+            refit_data: TrainData | None = None) -> SearchResult:
     from raymlops.monitoring.metrics import publish
 
     ok = [r for r in results if r.error is None and r.checkpoint is not None]
@@ -329,6 +364,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
             trial_like = type("T", (), {"checkpoint": r.checkpoint, "trial_id": r.metrics.get("trial_id"),
                                         "config": r.config})
             trials.log(trial_like)
+    trials.drain()
     best_run = trials.runs.get(best.metrics.get("trial_id"))
     client.log_metric(parent_id, f"best_{METRIC}", float(best.metrics[METRIC]))
     client.set_tag(parent_id, "raymlops.best_config", json.dumps(best_config))
@@ -345,8 +381,9 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
         from raymlops.registry.client import RegistryClient
 
         family = state["family"]
-        model = _refit(family, best_config, data, int(state["step"]), config.seed) if config.refit else best_model
-        X = data.X_train[data.columns_for(family)]
+        model = (_refit(family, best_config, data, int(state["step"]), config.seed, refit_data)
+                 if config.refit else best_model)
+        X = (refit_data or data).X_train[data.columns_for(family)]
         lineage = {"run_id": best_run, "data_window": list(data_window) if data_window else None,
                    "feature_views": feature_views, "parent_version": parent_version,
                    "metrics": {METRIC: float(best.metrics[METRIC])}}
@@ -366,16 +403,21 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
     )
 
 
-def _refit(family: str, config: dict[str, Any], data: TrainData, steps: int, seed: int) -> Any:
-    """The winning configuration trained on every row of the window (train + validation),
-    for as many steps as its trial ran: the newest rows matter most under drift."""
+def _refit(family: str, config: dict[str, Any], data: TrainData, steps: int, seed: int,
+           rows: TrainData | None = None) -> Any:
+    """The winning configuration trained on every row of the window (train + validation,
+    or ``rows.X_train`` when given), for as many steps as its trial ran: the newest rows
+    matter most under drift."""
     import pandas as pd
 
     from raymlops.training.families import train_steps
 
     params = {k: v for k, v in config.items() if k != "family"}
-    full = TrainData(pd.concat([data.X_train, data.X_valid]), np.concatenate([data.y_train, data.y_valid]),
-                     data.X_valid, data.y_valid, data.numeric, data.categorical)
+    if rows is not None:
+        full = TrainData(rows.X_train, rows.y_train, data.X_valid, data.y_valid, data.numeric, data.categorical)
+    else:
+        full = TrainData(pd.concat([data.X_train, data.X_valid]), np.concatenate([data.y_train, data.y_valid]),
+                         data.X_valid, data.y_valid, data.numeric, data.categorical)
     model = None
     for _, model, _ in train_steps(family, params, full, steps, seed=seed):
         pass
@@ -403,5 +445,5 @@ def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings:
     results = tuner.fit()
     return _finish(config, results, trials, client, parent.info.run_id, settings, data, started, path,
                    kwargs.get("data_window"), kwargs.get("feature_views") or {},
-                   kwargs.get("register_kwargs") or {}, kwargs.get("parent_version"))
+                   kwargs.get("register_kwargs") or {}, kwargs.get("parent_version"), kwargs.get("refit_data"))
 

@@ -50,15 +50,17 @@ def flights_trainer(policy: CTPolicy, settings: Settings, features: Any = None) 
         return pd.concat([cache[m] for m in months], ignore_index=True)
 
     def search(warm: list[dict[str, Any]], train_rows: pd.DataFrame, valid_rows: pd.DataFrame,
-               parent_version: int | None) -> SearchResult:
+               parent_version: int | None, refit_rows: pd.DataFrame | None = None) -> SearchResult:
         from raymlops.training.train_config import window_bounds
 
         config = SearchConfig(name=policy.model, families=policy.families, num_samples=policy.trials,
                               max_steps=policy.max_steps, warm_start=warm, alias="challenger",
                               experiment="raymlops-ct-training")
-        frame = pd.concat([train_rows, valid_rows], ignore_index=True)
+        if refit_rows is None:
+            refit_rows = pd.concat([train_rows, valid_rows], ignore_index=True)
         return run_search(config, train_data(train_rows, valid_rows), settings=settings,
-                          data_window=window_bounds(frame, ENTITY_TIMESTAMP),
+                          refit_data=train_data(refit_rows, valid_rows),
+                          data_window=window_bounds(refit_rows, ENTITY_TIMESTAMP),
                           feature_views=features.view_versions(), parent_version=parent_version,
                           register_kwargs={"feature_service": SERVICE, "entity_timestamp": ENTITY_TIMESTAMP})
 

@@ -70,3 +70,74 @@ def test_train_config_errors_name_the_problem(tmp_path) -> None:
         load_train_config(bad)
     with pytest.raises(ConfigError, match="no config file"):
         load_train_config(tmp_path / "none.yaml")
+
+
+class _Model:
+    feature_names = ["x"]
+
+    def predict_proba(self, frame: pd.DataFrame):
+        import numpy as np
+
+        p = (frame["x"].to_numpy() % 7) / 7
+        return np.column_stack([1 - p, p])
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.promoted: list[int] = []
+
+    def promote(self, model: str, version: int) -> None:
+        self.promoted.append(version)
+
+
+def _monthly_rows(months: list[int]) -> pd.DataFrame:
+    """Hourly rows of 2013 for each month asked for, in time order."""
+    parts = []
+    for m in months:
+        t = pd.date_range(f"2013-{m:02d}-01", f"2013-{m:02d}-28 23:00", freq="h", tz="UTC")
+        parts.append(pd.DataFrame({"t": t, "x": range(len(t)), "y": [i % 2 for i in range(len(t))]}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _retrain_with(policy: CTPolicy, newest_month: int) -> dict:
+    """Run the retrain step on fake months; return what the search was given."""
+    from raymlops.config import Settings
+    from raymlops.training.ct import ContinuousTrainer, Event
+
+    seen: dict = {}
+
+    def search(warm, train_rows, valid_rows, parent_version, refit_rows=None):
+        seen.update(train=train_rows, valid=valid_rows, refit=refit_rows)
+        return type("Result", (), {"version": {"version": 2}, "best_model": _Model()})()
+
+    trainer = ContinuousTrainer(policy, Settings(), _monthly_rows, search, label="y", timestamp="t",
+                                drift_columns=["x"], periods_in=lambda w: [])
+    registry = _Registry()
+    trainer._registry = lambda: registry  # type: ignore[method-assign]
+    event = Event(1, str(newest_month), "drift", "none", "test", None, None)
+    trainer._retrain(event, list(range(1, 13)), newest_month - 1, None)
+    seen["event"], seen["promoted"] = event, registry.promoted
+    return seen
+
+
+def test_trials_train_on_a_window_long_span_that_ends_where_validation_starts() -> None:
+    """Sliding window of March-April, April validates: the trials train on February-March
+    (as much history as the refit, shifted back), the winner is refit on March-April."""
+    seen = _retrain_with(CTPolicy(model="m", valid_fraction=0.5), newest_month=4)
+    train, valid, refit = seen["train"], seen["valid"], seen["refit"]
+    assert train["t"].max() < valid["t"].min()
+    assert valid["t"].min().month == 4 and valid["t"].max().month == 4
+    assert train["t"].min().month == 2 and (train["t"].dt.month == 3).any()
+    span = refit["t"].max() - refit["t"].min()
+    assert valid["t"].min() - train["t"].min() <= span
+    assert sorted(refit["t"].dt.month.unique()) == [3, 4]
+    assert seen["event"].decision == "promoted" and seen["promoted"] == [2]
+    assert seen["event"].data_window[0].startswith("2013-03-01")
+
+
+def test_expanding_window_and_first_period_keep_the_plain_split() -> None:
+    expanding = _retrain_with(CTPolicy(model="m", window="expanding", valid_fraction=0.5), newest_month=3)
+    assert expanding["train"]["t"].min().month == 1
+    assert len(expanding["train"]) + len(expanding["valid"]) == len(expanding["refit"])
+    first = _retrain_with(CTPolicy(model="m", valid_fraction=0.5), newest_month=2)  # window Jan-Feb
+    assert first["train"]["t"].min().month == 1 and first["train"]["t"].max().month == 1
