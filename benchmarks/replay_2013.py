@@ -59,6 +59,12 @@ All three start from the model AutoML picked on January-February ({args.trials} 
 
 Target: (c) > (a) on mean AUC: {'met' if beats_a else '**missed**'}; (c) >= (b) (within 0.002) with no more retrains: {'met' if matches_b else '**missed**'}.
 
+Reading it: each retrain's trials train on a span as long as the window, ending where the
+validation rows (the newest `valid_fraction` of the window) start; the winner is refit on the
+window itself and gated against the champion on those rows, which neither model trained on.
+The validation share also decides what the January-February bootstrap picks, which (a) and
+(b) inherit.
+
 Loop decisions:
 
 | after month | trigger | decision | why |
