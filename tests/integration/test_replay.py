@@ -1,0 +1,43 @@
+"""The replay of 2013 (benchmarks/replay_2013.py) in short: two months, small searches.
+
+What it proves: the three contenders are scored on each month before its labels are used,
+start from the same model, and the loop's cycle is recorded with its decision; (b) retrains
+every month. The AUC comparison itself is the benchmark's (RESULTS.md), not a test's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_short_replay_scores_frozen_monthly_and_loop_on_each_month(platform, flights_features) -> None:
+    from raymlops.training.ct import CTPolicy
+    from raymlops.training.replay import frame_table, replay
+
+    policy = CTPolicy(model="replay-short", trials=2, max_steps=2, families=["logreg", "hgb"], cooldown=0)
+    seen: list[int] = []
+    result = replay(platform.settings, policy, [3, 4], features=flights_features.historical_features("delay_model"),
+                    on_month=lambda month, scores: seen.append(month))
+
+    assert seen == [3, 4] and result.months == [3, 4]
+    for key in ("frozen", "monthly", "loop"):
+        assert len(result.auc[key]) == 2
+        assert all(0.55 < v < 0.9 and math.isfinite(v) for v in result.auc[key]), (key, result.auc[key])
+    # March is scored before any label of it is used: the loop still serves the bootstrap model.
+    assert result.auc["loop"][0] == result.auc["frozen"][0]
+    # (b) refit once (after March; the last month is only scored); the loop ran one cycle.
+    assert result.retrains["monthly"] == 1
+    assert result.retrains["loop"] in (0, 1)
+    bootstrap, cycle = result.events
+    assert bootstrap["trigger"] == "bootstrap" and bootstrap["decision"] == "promoted"
+    assert cycle["period"] == "3" and cycle["decision"] in ("promoted", "rejected", "none", "cooldown")
+    if cycle["decision"] == "promoted":  # April is then served by the new champion
+        assert cycle["champion_after"] == cycle["challenger"] != bootstrap["champion_after"]
+        assert result.auc["loop"][1] != result.auc["frozen"][1]
+    else:
+        assert result.auc["loop"][1] == result.auc["frozen"][1]
+    assert list(frame_table(result).columns) == ["frozen", "monthly", "loop"]
