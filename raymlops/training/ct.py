@@ -343,6 +343,29 @@ def pending_requests(settings: Settings, model: str) -> list[dict[str, Any]]:
     return out
 
 
+EVENT_TAG_LIMIT = 7900  # MLflow keeps tag values up to 8,000 characters
+
+
+def event_json(event: Event, limit: int = EVENT_TAG_LIMIT) -> str:
+    """The event as JSON that fits an MLflow tag and still parses.
+
+    Only the free-text ``reason`` is shortened (it grows with every alert request a cycle
+    takes); the request ids stay whole, because ``pending_requests`` reads them to know which
+    requests were taken. Cutting the JSON itself would leave a record nothing can read.
+    """
+    data = event.to_dict()
+    text = json.dumps(data, default=str)
+    if len(text) <= limit:
+        return text
+    reason = str(data["reason"])
+    keep = max(0, len(reason) - (len(text) - limit) - 40)
+    data["reason"] = f"{reason[:keep]}... ({len(reason) - keep} characters cut)"
+    text = json.dumps(data, default=str)
+    if len(text) > limit:
+        raise ValueError(f"CT event of cycle {event.cycle} does not fit an MLflow tag even without its reason")
+    return text
+
+
 def log_event(settings: Settings, model: str, event: Event) -> str:
     """Record a decision as a run of MLflow experiment ``raymlops-ct`` (durable; the UI and
     ``ct status`` read it). Returns the run id."""
@@ -352,7 +375,7 @@ def log_event(settings: Settings, model: str, event: Event) -> str:
     exp = ensure_experiment(client, CT_EXPERIMENT, str(settings.artifact_location))
     tags = {"raymlops.ct.model": model, "raymlops.ct.decision": event.decision,
             "raymlops.ct.trigger": str(event.trigger), "raymlops.ct.period": event.period,
-            "raymlops.ct.event": json.dumps(event.to_dict(), default=str)[:7900]}
+            "raymlops.ct.event": event_json(event)}
     run = client.create_run(exp.experiment_id, run_name=f"ct-{event.cycle}-{event.period}", tags=tags)
     for key in ("champion_auc", "challenger_auc", "baseline_auc", "share_drifted"):
         value = getattr(event, key)

@@ -141,3 +141,21 @@ def test_expanding_window_and_first_period_keep_the_plain_split() -> None:
     assert len(expanding["train"]) + len(expanding["valid"]) == len(expanding["refit"])
     first = _retrain_with(CTPolicy(model="m", valid_fraction=0.5), newest_month=2)  # window Jan-Feb
     assert first["train"]["t"].min().month == 1 and first["train"]["t"].max().month == 1
+
+
+def test_a_long_event_is_shortened_in_its_reason_and_still_parses() -> None:
+    import json
+
+    from raymlops.training.ct import EVENT_TAG_LIMIT, Event, event_json
+
+    ids = [f"{i:032x}" for i in range(40)]
+    event = Event(3, "7", "manual", "promoted", "requested by " + "; ".join(["alert high-latency fired"] * 800),
+                  1, 2)
+    event.requests = ids
+    text = event_json(event)
+    assert len(text) <= EVENT_TAG_LIMIT
+    back = json.loads(text)
+    assert back["requests"] == ids and back["decision"] == "promoted"
+    assert back["reason"].startswith("requested by alert") and "characters cut" in back["reason"]
+    short = Event(1, "3", None, "none", "quiet", 1, 1)
+    assert json.loads(event_json(short))["reason"] == "quiet"
