@@ -203,9 +203,9 @@ def serialize(
         class_path = f"{type(model).__module__}:{type(model).__qualname__}"
         init_kwargs = dict(kwargs)
     elif _is_sklearn(model):
-        import skops.io
+        skops_io = import_skops()
 
-        data, flavor, fmt = _stable_zip(skops.io.dumps(model)), "sklearn", "skops"
+        data, flavor, fmt = _stable_zip(skops_io.dumps(model)), "sklearn", "skops"
         task = task or _task_of(model)
         if feature_names is None and hasattr(model, "feature_names_in_"):
             feature_names = [str(c) for c in model.feature_names_in_]
@@ -229,10 +229,39 @@ def serialize(
     return data, meta
 
 
-def _load_skops(data: bytes, trusted_source: bool) -> Any:
-    import skops.io
+def import_skops() -> Any:
+    """``skops.io``, imported without dragging torch in when nothing has imported it yet.
 
-    untrusted = skops.io.get_untrusted_types(data=data)
+    Why: skops lists scikit-learn's estimators at import (``sklearn.utils.all_estimators``),
+    whose package walk imports ``sklearn.externals.array_api_compat.torch`` -- and so torch:
+    1.3 of skops' 1.8 s import in every fresh worker that loads a model (serving replicas,
+    batch scorers, trial restores). The walk only needs that package to exist, so a bare
+    placeholder stands in for it during the import and is removed after, leaving a later real
+    import of it (array-API dispatch on torch) untouched.
+    """
+    import sys
+    import types
+
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    shim = "sklearn.externals.array_api_compat.torch"
+    placed = shim not in sys.modules
+    if placed:
+        sys.modules[shim] = types.ModuleType(shim)
+    try:
+        import skops.io
+    finally:
+        if placed and sys.modules.get(shim) is not None and not hasattr(sys.modules[shim], "__file__"):
+            del sys.modules[shim]
+    return skops.io
+
+
+def _load_skops(data: bytes, trusted_source: bool) -> Any:
+    skops_io = import_skops()
+
+    untrusted = skops_io.get_untrusted_types(data=data)
     unsafe = [t for t in untrusted if not t.startswith(SAFE_SKOPS_PREFIXES) and t not in SAFE_SKOPS_TYPES]
     if unsafe and not trusted_source:
         raise UnsafeArtifactError(
@@ -240,7 +269,7 @@ def _load_skops(data: bytes, trusted_source: bool) -> Any:
             "its source trusted to load it",
             types=unsafe,
         )
-    return skops.io.loads(data, trusted=untrusted)
+    return skops_io.loads(data, trusted=untrusted)
 
 
 def _load_torch(data: bytes, meta: ArtifactMeta) -> Any:
