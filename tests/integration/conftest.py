@@ -17,6 +17,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     import ray
 
     os.environ.pop("RAY_ADDRESS", None)
+    if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+        # Serve's HAProxy mode for this session (the serving tests in that mode): its
+        # listeners on loopback like a raymlops head's (raymlops.serving.haproxy)
+        from raymlops.serving.haproxy import loopback_env
+
+        os.environ.update(loopback_env(tmp_path_factory.mktemp("haproxy")))
     if not ray.is_initialized():
         ray.init(
             num_cpus=4,  # logical: more slots than cores so fractional actors never queue
