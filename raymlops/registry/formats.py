@@ -343,6 +343,10 @@ class Predictor:
 
         names = self.feature_names
         if isinstance(data, pd.DataFrame) and names:
+            # Already in the model's order (what serving's validation hands over): no copy.
+            # ``data[names]`` would copy the frame, ~0.2 ms per online request of one row.
+            if list(data.columns) == names:
+                return data
             missing = [n for n in names if n not in data.columns]
             if missing:
                 raise SchemaMismatchError(

@@ -158,7 +158,22 @@ def _columns_frame(columns: dict[str, Any], key: str, limits: Limits) -> pd.Data
     if odd is not None:
         raise ValidationError(f"field {odd!r} has {lengths[odd]} values, others have {first}",
                               field=odd)
-    return pd.DataFrame(columns)
+    frame = _float_frame(columns)
+    return frame if frame is not None else pd.DataFrame(columns)
+
+
+def _float_frame(columns: dict[str, list[Any]]) -> pd.DataFrame | None:
+    """Columns of JSON floats only (the usual online request) as one float64 block, else None.
+
+    Why: ``pd.DataFrame(dict)`` sanitizes every column on its own (~0.13 ms for a row of 8
+    features, per request); one 2-D array is ~0.05 ms. The frame is the same (float64
+    columns, same names and RangeIndex); anything else (ints, bools, strings, nulls) keeps
+    pandas' per-column dtype inference.
+    """
+    if not all(type(v) is float for values in columns.values() for v in values):
+        return None
+    array = np.array(list(columns.values()), dtype=np.float64).T
+    return pd.DataFrame(array, columns=list(columns))
 
 
 def _split_frame(value: Any, limits: Limits) -> pd.DataFrame:

@@ -181,18 +181,24 @@ def _fast_path(frame: pd.DataFrame, schema: InputSchema, present: set[str]) -> p
 
     Anything else (strings, datetimes, nulls, a wrong dtype) returns None and takes the
     per-column path, which finds and names the offending field.
+
+    Why it reads dtypes into a dict and checks NaN on the picked frame's array: selecting
+    columns (``frame[floats]``) and indexing the ``dtypes`` Series by name cost ~0.2 ms and
+    ~16 Series lookups per request on a one-row frame, most of this path's time;
+    ``to_numpy`` of the frame already in the schema's order costs microseconds. Integer and
+    bool columns are never NaN, so checking every picked column is the same check.
     """
     specs = schema.columns
     if not all(c.name in present and c.type in _FAST_KINDS for c in specs):
         return None
-    dtypes = frame.dtypes
+    dtypes = dict(zip(frame.columns, frame.dtypes))
     if not all(dtypes[c.name].kind in _FAST_KINDS[c.type] for c in specs):
         return None
     names = [c.name for c in specs]
-    floats = [c.name for c in specs if dtypes[c.name].kind == "f"]
-    if floats and np.isnan(frame[floats].to_numpy(dtype=np.float64)).any():
-        return None
     picked = frame if list(frame.columns) == names else frame[names]
+    if any(dtypes[n].kind == "f" for n in names) and \
+            np.isnan(picked.to_numpy(dtype=np.float64)).any():
+        return None
     convert = {c.name: _FAST_DTYPES[c.type] for c in specs
                if dtypes[c.name] != _FAST_DTYPES[c.type]}
     return picked.astype(convert) if convert else picked

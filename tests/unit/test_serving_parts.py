@@ -85,6 +85,17 @@ def test_loaded_version_validates_then_predicts(predictor: Predictor) -> None:
     assert info.value.context["field"] == "weather__temp"
 
 
+
+def test_predictor_takes_a_frame_in_its_order_as_is_and_reorders_others(
+        predictor: Predictor) -> None:
+    """Validated frames arrive in the model's order and are used without a copy; any other
+    order (or extra columns) is still picked by name, so predictions do not depend on it."""
+    ordered = pd.DataFrame({"weather__temp": [30.0, 70.0], "hour": [3, 20]})
+    assert predictor._frame(ordered) is ordered
+    shuffled = pd.DataFrame({"extra": ["a", "b"], "hour": [3, 20], "weather__temp": [30.0, 70.0]})
+    assert list(predictor._frame(shuffled).columns) == ["weather__temp", "hour"]
+    assert predictor.predict(shuffled).tolist() == predictor.predict(ordered).tolist() == [0, 1]
+
 class FakeCache:
     """The OnlineFeatureCache contract: rows in, rows with f"{view}__{feature}" out."""
 

@@ -196,6 +196,41 @@ def test_tensor_signature_falls_back_to_feature_names() -> None:
     assert InputSchema.from_signature(sig, None) is None
 
 
+
+@pytest.mark.parametrize("columns", [
+    {"a": [1.5, 2.0], "b": [float("nan"), -3.25]},  # floats only: the one-block path
+    {"a": [1.5, 2.0], "b": [1, 2]},  # an int column: pandas' per-column inference
+    {"a": [1.5, None], "b": [True, False]},
+    {"a": [1.5], "b": ["x"]},
+    {"a": 2.5, "b": 1.0},  # scalars are one-row columns
+])
+def test_inputs_columns_parse_to_what_pandas_builds(columns: dict) -> None:
+    """The float-only shortcut of ``inputs`` builds the very frame ``pd.DataFrame`` would."""
+    payload = json.dumps({"inputs": columns}).encode()  # NaN: Python's json writes and reads it
+    frame = parse_invocations(payload, JSON, LIMITS)
+    expected = pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in columns.items()})
+    pd.testing.assert_frame_equal(frame, expected)
+
+
+def test_fast_validation_path_equals_the_per_column_path() -> None:
+    """Numeric, complete frames take the vectorized path; its answer (order, dtypes) and its
+    refusals (a NaN in a required column, named with its row) match the per-column path."""
+    schema = InputSchema((ColumnSpec("x", "double"), ColumnSpec("n", "long"),
+                          ColumnSpec("f", "float"), ColumnSpec("ok", "boolean")))
+    frame = pd.DataFrame({"ok": [True, False], "f": [1, 2], "n": [3, 4], "x": [0.5, 1.5]})
+    fast = validate_frame(frame, schema)
+    assert list(fast.columns) == ["x", "n", "f", "ok"]
+    assert [str(t) for t in fast.dtypes] == ["float64", "int64", "float32", "bool"]
+    slow = pd.DataFrame({s.name: c for s, c in zip(
+        schema.columns, (frame["x"], frame["n"].astype(np.int64), frame["f"].astype(np.float32),
+                         frame["ok"]))})
+    pd.testing.assert_frame_equal(fast, slow)
+    in_order = frame[["x", "n", "f", "ok"]].astype({"n": np.int64, "f": np.float32})
+    assert validate_frame(in_order, schema) is in_order  # nothing to convert: no copy
+    with pytest.raises(ValidationError) as info:
+        validate_frame(frame.assign(x=[0.5, np.nan]), schema)
+    assert info.value.context["field"] == "x" and info.value.context["row"] == 1
+
 # -- Open Inference Protocol v2 -------------------------------------------------------------
 
 def v2(inputs: list, **extra: object) -> bytes:
