@@ -18,6 +18,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    # Ray Data configures its loggers when it is first imported (which may be after this
+    # call) and sets "ray.data" back to INFO unless this variable says otherwise.
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     for name in ("ray", "ray.serve", "ray.data", "ray.tune", "ray.train", "optuna", "mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
