@@ -31,6 +31,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
             include_dashboard=False,
             logging_level="ERROR",
             log_to_driver=False,
+            # Metrics reach the agent every 2 s instead of 10: tests that wait for a value to
+            # be exported (or for a dead series to age out, two intervals) wait 5x less. The
+            # platform's gauge refreshers follow this interval (drift_metrics.refresh_interval_s).
+            _system_config={"metrics_report_interval_ms": 2000},
         )
     yield ray
     ray.shutdown()

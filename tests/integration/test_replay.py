@@ -18,7 +18,7 @@ def test_short_replay_scores_frozen_monthly_and_loop_on_each_month(platform, fli
     from raymlops.training.ct import CTPolicy
     from raymlops.training.replay import frame_table, replay
 
-    policy = CTPolicy(model="replay-short", trials=2, max_steps=2, families=["logreg", "hgb"], cooldown=0)
+    policy = CTPolicy(model="replay-short", trials=2, max_steps=1, families=["logreg"], cooldown=0)
     seen: list[int] = []
     result = replay(platform.settings, policy, [3, 4], features=flights_features.historical_features("delay_model"),
                     on_month=lambda month, scores: seen.append(month))
