@@ -247,13 +247,13 @@ def import_skops() -> Any:
 
         return skops.io
     shim = "sklearn.externals.array_api_compat.torch"
-    placed = shim not in sys.modules
-    if placed:
-        sys.modules[shim] = types.ModuleType(shim)
+    placeholder = None
+    if shim not in sys.modules:
+        placeholder = sys.modules[shim] = types.ModuleType(shim)
     try:
         import skops.io
     finally:
-        if placed and sys.modules.get(shim) is not None and not hasattr(sys.modules[shim], "__file__"):
+        if placeholder is not None and sys.modules.get(shim) is placeholder:
             del sys.modules[shim]
     return skops.io
 

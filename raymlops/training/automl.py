@@ -414,7 +414,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
         family = state["family"]
         model = (_refit(family, best_config, data, int(state["step"]), config.seed, refit_data)
                  if config.refit else best_model)
-        X = (refit_data or data).X_train[data.columns_for(family)]
+        X = (refit_data if refit_data is not None else data).X_train[data.columns_for(family)]
         lineage = {"run_id": best_run, "data_window": list(data_window) if data_window else None,
                    "feature_views": feature_views, "parent_version": parent_version,
                    "metrics": {METRIC: float(best.metrics[METRIC])}}
