@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         description="Online feature store backend: 'log' (actor memory + fsync'ed log under "
         "the storage root) or 'redis'.",
     )
+    materialize_local_below_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Materialization reads a view's offline Parquet in the feature store "
+        "actor when its files in the window are smaller than this, else with Ray Data across "
+        "the cluster (0: always Ray Data).",
+    )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis for the 'redis' online store."
     )

@@ -9,6 +9,8 @@ import uuid
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from raymlops.exceptions import FeatureViewNotFoundError, SchemaMismatchError, ValidationError
@@ -219,3 +221,31 @@ def test_redis_online_backend_behind_the_store(tmp_path, ray_cluster) -> None:
     finally:
         for key in store.online.client.scan_iter(f"{prefix}:*"):
             store.online.client.delete(key)
+
+
+
+def test_materialize_in_actor_and_with_ray_data_give_the_same_rows(ray_cluster, tmp_path) -> None:
+    """The small-view shortcut (one pyarrow scan) and the Ray Data path agree, window by window."""
+    from raymlops.features.actor import FeatureStore
+
+    rows = _rows(30, origins=("EWR", "JFK", "LGA", "SFO"), seed=3)
+    # Same event time twice for one key: the later created time must win on both paths.
+    tie = rows.iloc[[0]].assign(created=rows.iloc[0]["created"] + pd.Timedelta(minutes=1), temp=99.0)
+    table = pa.Table.from_pandas(pd.concat([rows, tie], ignore_index=True), preserve_index=False)
+    stores = []
+    for label, threshold in (("local", 1 << 40), ("ray", 0)):
+        store = FeatureStore({"storage_root": str(tmp_path / label),
+                              "materialize_local_below_bytes": threshold})
+        store.apply(_repo("paths").model_dump(mode="json"))
+        store.ingest("weather_paths", table)
+        stores.append(store)
+    view, entity, version = stores[0]._view("weather_paths")
+    windows = ((None, dt.datetime(2013, 1, 1, 0, 30, tzinfo=UTC)),
+               (None, dt.datetime(2013, 1, 1, 17, tzinfo=UTC)),
+               (dt.datetime(2013, 1, 1, 3, tzinfo=UTC), dt.datetime(2013, 1, 2, 2, tzinfo=UTC)))
+    for start, end in windows:
+        local, distributed = (s._latest_offline_rows(view, entity, version, start, end).sort_by("origin")
+                              for s in stores)
+        assert local.to_pylist() == distributed.to_pylist() and local.num_rows == 4
+        if start is None and end.hour == 0:
+            assert local.filter(pc.equal(local["origin"], "EWR"))["temp"].to_pylist() == [99.0]
