@@ -52,7 +52,8 @@ def _gauges(cli, dataset: str) -> dict[tuple[str, str | None], float]:
             if s.name.startswith("ray_raymlops_") and s.labels.get("dataset") == dataset}
 
 
-def test_drift_job_exit_codes_json_mlflow_and_metrics(cli, tmp_path: Path) -> None:
+def test_drift_job_exit_codes_json_mlflow_and_metrics(platform_cli, tmp_path: Path) -> None:
+    cli = platform_cli
     weather = load_weather()
     jan = weather.filter(pc.equal(weather["month"], 1)).select(COLUMNS)
     jul = weather.filter(pc.equal(weather["month"], 7)).select(COLUMNS)
@@ -60,15 +61,14 @@ def test_drift_job_exit_codes_json_mlflow_and_metrics(cli, tmp_path: Path) -> No
     files = {"jan": jan, "jul": jul, "jan_a": jan.filter(half), "jan_b": jan.filter(~half)}
     for name, table in files.items():
         pq.write_table(table, tmp_path / f"{name}.parquet")
-    cli.json("up")
 
     proc, drifted = _submit(cli, "--reference", str(tmp_path / "jan.parquet"),
-                            "--current", str(tmp_path / "jul.parquet"), "--dataset", "weather",
-                            "--report", str(tmp_path / "report.html"), "--model", "flights-delay")
+                            "--current", str(tmp_path / "jul.parquet"), "--dataset", "cli-drift-weather",
+                            "--report", str(tmp_path / "report.html"), "--model", "cli-drift")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "exit code 2" in out, out[-3000:]
     assert drifted["dataset_drift"] is True and drifted["share_drifted"] >= 0.5
-    assert drifted["model"] == "flights-delay"
+    assert drifted["model"] == "cli-drift"
     assert set(drifted["columns"]) == set(COLUMNS)
     assert drifted["columns"]["temp"]["drift"] is True
     assert drifted["columns"]["origin"]["drift"] is False  # same three airports all year
@@ -77,7 +77,7 @@ def test_drift_job_exit_codes_json_mlflow_and_metrics(cli, tmp_path: Path) -> No
     assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
 
     proc, calm = _submit(cli, "--reference", str(tmp_path / "jan_a.parquet"),
-                         "--current", str(tmp_path / "jan_b.parquet"), "--dataset", "january")
+                         "--current", str(tmp_path / "jan_b.parquet"), "--dataset", "cli-drift-january")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert calm["dataset_drift"] is False and calm["share_drifted"] < 0.5
     assert 0.35 < calm["domain_classifier_auc"] < 0.65
@@ -94,17 +94,17 @@ def test_drift_job_exit_codes_json_mlflow_and_metrics(cli, tmp_path: Path) -> No
     # --model attributed the drifted report to the model: it is that model's newest verdict
     from raymlops.monitoring.drift_log import latest_drift
 
-    newest = latest_drift(load_settings(storage_root=cli.root), "flights-delay")
+    newest = latest_drift(load_settings(storage_root=cli.root), "cli-drift")
     assert (newest["run_id"], newest["verdict"]) == (drifted["mlflow_run_id"], "drifted")
     assert calm["model"] is None
 
     # Both drivers have exited; their gauges live on in the platform's actor.
-    want = {("weather", "ray_raymlops_dataset_drift", None): 1.0,
-            ("weather", "ray_raymlops_drift_score", "temp"): drifted["columns"]["temp"]["statistic"],
-            ("january", "ray_raymlops_dataset_drift", None): 0.0}
+    want = {("cli-drift-weather", "ray_raymlops_dataset_drift", None): 1.0,
+            ("cli-drift-weather", "ray_raymlops_drift_score", "temp"): drifted["columns"]["temp"]["statistic"],
+            ("cli-drift-january", "ray_raymlops_dataset_drift", None): 0.0}
     deadline = time.monotonic() + 90
     while True:
-        got = {(ds, name, col): value for ds in ("weather", "january")
+        got = {(ds, name, col): value for ds in ("cli-drift-weather", "cli-drift-january")
                for (name, col), value in _gauges(cli, ds).items()}
         if all(k in got and got[k] == pytest.approx(v) for k, v in want.items()):
             break

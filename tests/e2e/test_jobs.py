@@ -1,4 +1,5 @@
-"""`ray job submit -- python jobs/status.py` against a head started by `raymlops up`."""
+"""`ray job submit -- python jobs/status.py` against a head started by `raymlops up` (the
+shared one)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def _submit(cli, *, auth: bool) -> subprocess.CompletedProcess:
     )
 
 
-def test_job_submitted_with_token_runs_with_project_installed(cli) -> None:
-    cli.json("up")
+def test_job_submitted_with_token_runs_with_project_installed(platform_cli) -> None:
+    cli = platform_cli
     proc = _submit(cli, auth=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -35,8 +36,8 @@ def test_job_submitted_with_token_runs_with_project_installed(cli) -> None:
     assert str(cli.root.resolve()) in out
 
 
-def test_job_api_refuses_a_client_without_the_token(cli, tmp_path) -> None:
-    cli.json("up")
+def test_job_api_refuses_a_client_without_the_token(platform_cli, tmp_path) -> None:
+    cli = platform_cli
     env_home = tmp_path / "no-token-home"
     env_home.mkdir()
     cli.env["HOME"] = str(env_home)  # no ~/.ray/auth_token for this client

@@ -18,47 +18,52 @@ rng = np.random.default_rng(0)
 X = pd.DataFrame({"temp": rng.normal(size=100), "visib": rng.normal(size=100)})
 y = (X["temp"] > 0).astype(int)
 for i, c in enumerate((1.0, 0.3, 0.1)):
-    client.register("flights-delay", LogisticRegression(C=c).fit(X, y), input_example=X.head(3),
+    client.register("cli-models", LogisticRegression(C=c).fit(X, y), input_example=X.head(3),
                     lineage={"metrics": {"roc_auc": 0.7 + i / 10}, "data_window": ["2013-01-01", "2013-03-01"]},
                     aliases=["champion"] if i == 0 else ["challenger"] if i == 2 else [])
 print("registered")
 """
 
 
-def test_models_commands_end_to_end(cli) -> None:
-    cli.json("up")
+def _mine(models: list[dict]) -> list[dict]:
+    """This test's model among those of the shared platform."""
+    return [m for m in models if m["name"] == "cli-models"]
+
+
+def test_models_commands_end_to_end(platform_cli) -> None:
+    cli = platform_cli
     proc = subprocess.run([sys.executable, "-c", REGISTER], env=cli.env, capture_output=True,
                           text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
 
-    listed = cli.json("models", "list")
-    assert listed == [{"name": "flights-delay", "versions": 3, "latest": 3,
+    listed = _mine(cli.json("models", "list"))
+    assert listed == [{"name": "cli-models", "versions": 3, "latest": 3,
                        "aliases": {"challenger": 3, "champion": 1}}]
     table = cli.run("models", "list").stdout
-    assert "flights-delay" in table and "champion=v1" in table
+    assert "cli-models" in table and "champion=v1" in table
 
-    shown = cli.json("models", "show", "flights-delay")
+    shown = cli.json("models", "show", "cli-models")
     assert [v["version"] for v in shown] == [1, 2, 3]
     assert shown[2]["lineage"]["metrics"]["roc_auc"] == pytest.approx(0.9)
-    assert "roc_auc=0.9" in cli.run("models", "show", "flights-delay").stdout
+    assert "roc_auc=0.9" in cli.run("models", "show", "cli-models").stdout
 
-    assert cli.json("models", "promote", "flights-delay") == {
-        "name": "flights-delay", "champion": 3, "previous": 1}
-    assert cli.json("models", "alias", "flights-delay", "canary", "2")["aliases"] == ["canary"]
-    assert cli.json("models", "rollback", "flights-delay")["champion"] == 1
-    assert cli.json("models", "delete", "flights-delay", "2") == {"name": "flights-delay", "deleted": 2}
+    assert cli.json("models", "promote", "cli-models") == {
+        "name": "cli-models", "champion": 3, "previous": 1}
+    assert cli.json("models", "alias", "cli-models", "canary", "2")["aliases"] == ["canary"]
+    assert cli.json("models", "rollback", "cli-models")["champion"] == 1
+    assert cli.json("models", "delete", "cli-models", "2") == {"name": "cli-models", "deleted": 2}
 
     status = cli.json("status")
-    assert status["models"] == [{"name": "flights-delay", "versions": 2, "latest": 3,
+    assert _mine(status["models"]) == [{"name": "cli-models", "versions": 2, "latest": 3,
                                  "aliases": {"champion": 1, "previous": 3}}]
-    assert "flights-delay" in cli.run("status").stdout
+    assert "cli-models" in cli.run("status").stdout
 
     # Bad input: one clear line, exit 1, no traceback.
     for args, needle in (
         (("models", "show", "nope"), "ModelNotFoundError"),
-        (("models", "delete", "flights-delay", "1"), "ConflictError"),
-        (("models", "alias", "flights-delay", "v9", "1"), "ValidationError"),
-        (("models", "promote", "flights-delay", "42"), "VersionNotFoundError"),
+        (("models", "delete", "cli-models", "1"), "ConflictError"),
+        (("models", "alias", "cli-models", "v9", "1"), "ValidationError"),
+        (("models", "promote", "cli-models", "42"), "VersionNotFoundError"),
     ):
         bad = cli.run(*args, check=False)
         assert bad.returncode == 1, args

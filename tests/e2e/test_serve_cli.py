@@ -13,6 +13,7 @@ import pytest
 pytestmark = pytest.mark.timeout(420)
 
 REGISTER = """
+import sys
 import numpy as np, pandas as pd
 from sklearn.linear_model import LogisticRegression
 from raymlops.registry import RegistryClient
@@ -20,31 +21,37 @@ client = RegistryClient.connect()
 rng = np.random.default_rng(0)
 X = pd.DataFrame({"temp": rng.normal(size=200), "visib": rng.normal(size=200)})
 y = (X["temp"] > 0).astype(int)
-client.register("flights-delay", LogisticRegression().fit(X, y), input_example=X.head(3),
+name = sys.argv[1] if len(sys.argv) > 1 else "flights-delay"
+client.register(name, LogisticRegression().fit(X, y), input_example=X.head(3),
                 aliases=["champion"])
-client.register("flights-delay", LogisticRegression(C=0.01).fit(X, y), input_example=X.head(3),
+client.register(name, LogisticRegression(C=0.01).fit(X, y), input_example=X.head(3),
                 aliases=["challenger"])
 print("registered")
 """
 
 
-def test_serve_commands_end_to_end(cli) -> None:
-    cli.json("up")
-    proc = subprocess.run([sys.executable, "-c", REGISTER], env=cli.env, capture_output=True,
+def _mine(entries: list[dict]) -> list[dict]:
+    """This test's application among those of the shared platform."""
+    return [e for e in entries if e["model"] == "cli-serve"]
+
+
+def test_serve_commands_end_to_end(platform_cli) -> None:
+    cli = platform_cli
+    proc = subprocess.run([sys.executable, "-c", REGISTER, "cli-serve"], env=cli.env, capture_output=True,
                           text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
 
-    entry = cli.json("serve", "deploy", "flights-delay@champion", "--max-batch-size", "8")
+    entry = cli.json("serve", "deploy", "cli-serve@champion", "--max-batch-size", "8")
     port = cli.env["RAYMLOPS_SERVE_PORT"]
     assert entry["status"] == "RUNNING" and entry["version"] == 1
-    assert entry["url"] == f"http://127.0.0.1:{port}/models/flights-delay"
+    assert entry["url"] == f"http://127.0.0.1:{port}/models/cli-serve"
 
     payload = {"dataframe_records": [{"temp": 1.5, "visib": 0.0}, {"temp": -1.5, "visib": 0.0}]}
     r = httpx.post(f"{entry['url']}/invocations", json=payload, timeout=60)
     assert r.status_code == 200 and r.json()["predictions"] == [1, 0]
     assert r.headers["x-model-version"] == "1"
 
-    cli.run("models", "promote", "flights-delay")  # challenger (v2) -> champion: hot swap
+    cli.run("models", "promote", "cli-serve")  # challenger (v2) -> champion: hot swap
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         r = httpx.post(f"{entry['url']}/invocations", json=payload, timeout=60)
@@ -53,19 +60,19 @@ def test_serve_commands_end_to_end(cli) -> None:
         time.sleep(0.1)
     assert r.status_code == 200 and r.headers["x-model-version"] == "2"
 
-    (status,) = cli.json("serve", "status")
-    assert status["model"] == "flights-delay" and status["version"] == 2
+    (status,) = _mine(cli.json("serve", "status"))
+    assert status["model"] == "cli-serve" and status["version"] == 2
     assert status["ref"] == "champion" and status["swaps"] >= 1
     table = cli.run("serve", "status").stdout
-    assert "flights-delay" in table and "v2" in table and "@champion" in table
+    assert "cli-serve" in table and "v2" in table and "@champion" in table
     platform = cli.json("status")
-    assert any(a["name"] == "model-flights-delay" for a in platform["serve_applications"])
+    assert any(a["name"] == "model-cli-serve" for a in platform["serve_applications"])
 
     missing = cli.run("serve", "deploy", "no-such-model", check=False)
     assert missing.returncode == 1 and "no-such-model" in missing.stderr
 
-    assert cli.json("serve", "undeploy", "flights-delay")["undeployed"] is True
-    assert cli.json("serve", "status") == []
+    assert cli.json("serve", "undeploy", "cli-serve")["undeployed"] is True
+    assert _mine(cli.json("serve", "status")) == []
     with pytest.raises(httpx.HTTPError):
         r = httpx.post(f"{entry['url']}/invocations", json=payload, timeout=10)
         r.raise_for_status()
