@@ -91,11 +91,12 @@ class Settings(BaseSettings):
         default=8000, ge=1024, le=65535, description="Port of Ray Serve's HTTP proxy."
     )
     serve_haproxy: bool = Field(
-        default=False,
+        default=True,
         description="Serve through Ray Serve's HAProxy mode (RAY_SERVE_ENABLE_HA_PROXY=1 for a "
         "locally started head): HAProxy routes each connection straight to an ingress "
-        "replica's own HTTP server, no Python proxy or Ray RPC per request. Everything it "
-        "binds stays on serve_host (see raymlops.serving.haproxy).",
+        "replica's own HTTP server, no Python proxy or Ray RPC per request (4x the "
+        "throughput of Serve's Python proxy on 2 cores). Everything it binds stays on "
+        "serve_host (see raymlops.serving.haproxy). False: Serve's Python proxy.",
     )
     auth_mode: Literal["token", "disabled"] = Field(
         default="token",

@@ -88,9 +88,20 @@ def write_wrapper(directory: Path, host: str = "127.0.0.1", binary: str | None =
     return path
 
 
+# How long a stopping ingress replica keeps answering after Serve took it out of HAProxy's
+# config. Serve's default, 30 s, is for an external load balancer (an ALB) to deregister it;
+# this HAProxy is on the same node and reconfigured by Serve within ~0.1 s (and retries a
+# refused connection), so 30 s only made every undeploy, downscale and replica replacement
+# wait half a minute per replica.
+DRAINING_PERIOD_S = 2.0
+
+
 def loopback_env(directory: Path, host: str = "127.0.0.1") -> dict[str, str]:
     """Environment for a Ray cluster (controller and replicas) serving through HAProxy on
-    ``host``: the mode switched on, the wrapper written into ``directory``, free ports."""
+    ``host``: the mode switched on, the wrapper written into ``directory``, free ports, a
+    short draining period. (HAProxy's config, admin socket and state files stay where Serve
+    puts them: under /tmp/haproxy-serve/<node id>, one folder per node, and a socket path
+    under a deep storage root could pass the 107-byte limit of a Unix socket.)"""
     return {
         HAPROXY_ENV: "1",
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(write_wrapper(directory, host=host)),
@@ -98,6 +109,7 @@ def loopback_env(directory: Path, host: str = "127.0.0.1") -> dict[str, str]:
         "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port(host)),
         # Serve's fallback Python proxy (HAProxy's backup server, on serve_host): not 8500
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port(host)),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(DRAINING_PERIOD_S),
     }
 
 

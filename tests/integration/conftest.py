@@ -17,11 +17,13 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     import ray
 
     os.environ.pop("RAY_ADDRESS", None)
-    if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
-        # Serve's HAProxy mode for this session (the serving tests in that mode): its
-        # listeners on loopback like a raymlops head's (raymlops.serving.haproxy)
-        from raymlops.serving.haproxy import loopback_env
+    from raymlops.config import load_settings
+    from raymlops.serving.haproxy import haproxy_enabled, loopback_env
 
+    if haproxy_enabled(load_settings()):
+        # Serve's HAProxy mode, as on a head that `raymlops up` starts (the default;
+        # RAYMLOPS_SERVE_HAPROXY=0 runs the session behind Serve's Python proxy instead),
+        # every listener on loopback (raymlops.serving.haproxy).
         os.environ.update(loopback_env(tmp_path_factory.mktemp("haproxy")))
     if not ray.is_initialized():
         ray.init(

@@ -50,8 +50,9 @@ def test_wrapper_moves_every_wildcard_bind_to_loopback_and_runs_haproxy_with_sam
 
 def test_head_env_only_when_on_and_never_unwrapped(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv(HAPROXY_ENV, raising=False)
-    assert haproxy_env(load_settings(storage_root=tmp_path / "a")) == {}
-    settings = load_settings(storage_root=tmp_path / "b", serve_haproxy=True)
+    monkeypatch.delenv("RAYMLOPS_SERVE_HAPROXY", raising=False)
+    assert haproxy_env(load_settings(storage_root=tmp_path / "a", serve_haproxy=False)) == {}
+    settings = load_settings(storage_root=tmp_path / "b")  # on by default
     env = haproxy_env(settings)
     assert env[HAPROXY_ENV] == "1"
     wrapper = Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"])
@@ -60,11 +61,15 @@ def test_head_env_only_when_on_and_never_unwrapped(tmp_path: Path, monkeypatch) 
     ports = {env[k] for k in ("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT",
                               "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT")}
     assert len(ports) == 3 and not ports & {"9101", "8404", "8500"}
+    assert float(env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"]) < 30
     # Serve's own switch in the environment gets the wrapper too
     monkeypatch.setenv(HAPROXY_ENV, "1")
-    assert "RAY_SERVE_HAPROXY_BINARY_PATH" in haproxy_env(load_settings(storage_root=tmp_path / "c"))
+    assert "RAY_SERVE_HAPROXY_BINARY_PATH" in haproxy_env(
+        load_settings(storage_root=tmp_path / "c", serve_haproxy=False))
 
 
 def test_setting_from_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RAYMLOPS_SERVE_HAPROXY", "0")  # opt out of the default
+    assert load_settings(storage_root=tmp_path).serve_haproxy is False
     monkeypatch.setenv("RAYMLOPS_SERVE_HAPROXY", "1")
     assert load_settings(storage_root=tmp_path).serve_haproxy is True
