@@ -17,6 +17,7 @@ or rows), plus an optional ``params``; the answer is ``{"predictions": [...]}``.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -173,7 +174,18 @@ def _float_frame(columns: dict[str, list[Any]]) -> pd.DataFrame | None:
     if not all(type(v) is float for values in columns.values() for v in values):
         return None
     array = np.array(list(columns.values()), dtype=np.float64).T
-    return pd.DataFrame(array, columns=list(columns))
+    return pd.DataFrame(array, columns=_column_index(tuple(columns)), copy=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The column Index of a request's names, built once per set of names.
+
+    Why: building it infers a string dtype for the names on every request (~0.1 ms of a
+    ~1 ms request in a replica's profile at 64 concurrent requests); clients send the same
+    names each time, and an Index is immutable, so frames can share one.
+    """
+    return pd.Index(list(names))
 
 
 def _split_frame(value: Any, limits: Limits) -> pd.DataFrame:
