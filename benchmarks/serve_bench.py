@@ -270,11 +270,16 @@ def render(results: dict[str, dict[tuple[str, int], dict[str, float]]], seconds:
 NOTES = """
 Reading it: with Serve's Python proxy every request to (a) and (b) crosses that proxy and one
 Ray RPC to a replica, which on 2 shared cores costs several ms against ~1 ms for the whole bare
-server. Serve's HAProxy mode (`serve_haproxy` / `RAYMLOPS_SERVE_HAPROXY=1`: the head starts
-with `RAY_SERVE_ENABLE_HA_PROXY=1`) removes both: HAProxy, a C proxy, forwards each connection
-to an ingress replica's own uvicorn server, so a request costs one extra loopback hop through
-HAProxy, and raymlops' ingress (validation, version, `@serve.batch`, metrics) is what is left
-between it and the bare server. Everything HAProxy and the replicas listen on stays on
+server. Serve's HAProxy mode (raymlops' default, `serve_haproxy`: the head starts with
+`RAY_SERVE_ENABLE_HA_PROXY=1`; `RAYMLOPS_SERVE_HAPROXY=0` goes back to the Python proxy)
+removes both: HAProxy, a C proxy, forwards each connection to an ingress replica's own uvicorn
+server, so a request costs one extra loopback hop through HAProxy, and raymlops' ingress
+(validation, version, `@serve.batch`, metrics) is what is left between it and the bare server.
+raymlops replicas run that code on their main event loop
+(`RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0` in the deployments' runtime_env), which plain
+Serve does not by default: its replicas hand each request to a second thread's loop and back.
+Above c=1 raymlops passes the bare server because it batches (one predict for the queued
+requests) while the bare server predicts once per request. Everything HAProxy and the replicas listen on stays on
 `serve_host` (127.0.0.1; Ray's template binds HAProxy's prometheus and stats listeners to all
 interfaces, which `raymlops.serving.haproxy`'s wrapper rewrites). raymlops runs the model
 inside the ingress replica by default (`colocate`: one hop, not two), batches with
