@@ -381,10 +381,17 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
             refit_data: TrainData | None = None) -> SearchResult:
     from raymlops.monitoring.metrics import publish
 
+    import threading
+
     ok = [r for r in results if r.error is None and r.checkpoint is not None]
-    publish([("raymlops_training_trials_total", n, {"model": config.name, "status": status})
-             for status, n in (("ok", len(ok)), ("error", len(results) - len(ok))) if n])
+    # The counters go to the metrics holder actor while the best trial is evaluated (the
+    # first publish of a driver can wait ~1 s for that actor); joined before returning.
+    publishing = threading.Thread(target=publish, name="raymlops-trials-metrics", args=(
+        [("raymlops_training_trials_total", n, {"model": config.name, "status": status})
+         for status, n in (("ok", len(ok)), ("error", len(results) - len(ok))) if n],))
+    publishing.start()
     if not ok:
+        publishing.join()
         client.set_terminated(parent_id, status="FAILED")
         raise ValidationError("no trial of the search finished; see the Tune logs under " + path)
     best = max(ok, key=lambda r: r.metrics[METRIC])
@@ -426,6 +433,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
         )
         client.set_tag(parent_id, "raymlops.registered_version", str(version["version"]))
     client.set_terminated(parent_id, status="FINISHED")
+    publishing.join()
     return SearchResult(
         name=config.name, best_config=best_config, best_metric=float(best.metrics[METRIC]),
         parent_run_id=parent_id, best_run_id=best_run, trials=len(results), stopped_early=stopped,
