@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from raymlops._lazy import lazy_getattr
 from raymlops.config import Settings, load_settings  # noqa: E402
 from raymlops.exceptions import RaymlopsError  # noqa: E402
 
@@ -35,13 +36,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    """Clients are imported on first use, so `import raymlops` stays light."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'raymlops' has no attribute {name!r}")
+# Clients are imported on first use, so `import raymlops` stays light.
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -232,10 +232,10 @@ class FeatureStore:
         )
         if not files:
             return schema.empty_table()
-        ts = pads.field(view.event_timestamp)
         if sum(os.path.getsize(f) for f in files) < self.settings.materialize_local_below_bytes:
             # Small views: one in-process pyarrow scan takes well under a second, while a Ray
             # Data job pays seconds of start-up (planning, read tasks, workers) on a small box.
+            ts = pads.field(view.event_timestamp)
             keep = ts < end_s if since_s is None else (ts < end_s) & (ts >= since_s)
             table = pads.dataset(files, format="parquet", schema=schema).to_table(filter=keep)
             return _latest_per_key(table, view, entity)

@@ -6,8 +6,7 @@ not import MLflow there.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raymlops._lazy import lazy_getattr
 
 _EXPORTS = {
     "REGISTRY_ACTOR": "raymlops.registry.client",
@@ -27,9 +26,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'raymlops.registry' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

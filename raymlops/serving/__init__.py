@@ -6,8 +6,7 @@ FastAPI, so drivers and unit tests that only need the pure parts stay light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raymlops._lazy import lazy_getattr
 
 _EXPORTS = {
     "deploy": "raymlops.serving.api",
@@ -23,9 +22,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'raymlops.serving' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -9,28 +9,19 @@ the eager imports cost it (~1.4 s of its start on 2 cores).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raymlops._lazy import lazy_getattr
 
 _EXPORTS = {
-    "confusion_matrix_figure": "plots",
-    "feature_importance_figure": "plots",
-    "residual_figure": "plots",
-    "roc_pr_figures": "plots",
-    "Task": "tracking",
-    "TrackedRun": "tracking",
-    "ensure_experiment": "tracking",
-    "log_training_run": "tracking",
-    "tracking_client": "tracking",
+    "confusion_matrix_figure": "raymlops.training.plots",
+    "feature_importance_figure": "raymlops.training.plots",
+    "residual_figure": "raymlops.training.plots",
+    "roc_pr_figures": "raymlops.training.plots",
+    "Task": "raymlops.training.tracking",
+    "TrackedRun": "raymlops.training.tracking",
+    "ensure_experiment": "raymlops.training.tracking",
+    "log_training_run": "raymlops.training.tracking",
+    "tracking_client": "raymlops.training.tracking",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -380,8 +381,6 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
             register_kwargs: dict[str, Any], parent_version: int | None,
             refit_data: TrainData | None = None) -> SearchResult:
     from raymlops.monitoring.metrics import publish
-
-    import threading
 
     ok = [r for r in results if r.error is None and r.checkpoint is not None]
     # The counters go to the metrics holder actor while the best trial is evaluated (the
