@@ -16,9 +16,13 @@ _EXPORTS = {
     "feature_importance_figure": "raymlops.training.plots",
     "residual_figure": "raymlops.training.plots",
     "roc_pr_figures": "raymlops.training.plots",
+    "Scored": "raymlops.training.tracking",
     "Task": "raymlops.training.tracking",
     "TrackedRun": "raymlops.training.tracking",
     "ensure_experiment": "raymlops.training.tracking",
+    "evaluation_files": "raymlops.training.tracking",
+    "log_evaluation": "raymlops.training.tracking",
+    "log_files": "raymlops.training.tracking",
     "log_training_run": "raymlops.training.tracking",
     "tracking_client": "raymlops.training.tracking",
 }

@@ -99,13 +99,26 @@ class SearchResult:
 # -- the trial (runs in a Tune worker) -------------------------------------------------------
 
 
-def _save(model: Any, family: str, step: int, metrics: list[dict[str, float]], folder: Path) -> None:
+EXAMPLE_ROWS = 5  # rows of the input example (and its predictions) a trial's run records
+
+
+def _save(model: Any, family: str, step: int, metrics: list[dict[str, float]], folder: Path,
+          example_predictions: list[Any]) -> None:
+    """The model (skops / state_dict) and what the trial's MLflow run needs without it:
+    per-step scores, the predictions of the example rows, the model's class."""
     from raymlops.registry.formats import serialize
 
     data, meta = serialize(model, task="classification")
     (folder / "model.bin").write_bytes(data)
     (folder / "meta.json").write_text(meta.to_json())
-    (folder / "state.json").write_text(json.dumps({"family": family, "step": step, "metrics": metrics}))
+    (folder / "state.json").write_text(json.dumps({
+        "family": family, "step": step, "metrics": metrics, "example_predictions": example_predictions,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}))
+
+
+def read_state(folder: str | Path) -> dict[str, Any]:
+    """A trial checkpoint's state (family, step, per-step scores, ...), without the model."""
+    return json.loads((Path(folder) / "state.json").read_text())
 
 
 def load_checkpoint(folder: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -115,7 +128,7 @@ def load_checkpoint(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     folder = Path(folder)
     meta = ArtifactMeta.from_json((folder / "meta.json").read_text())
     model = deserialize((folder / "model.bin").read_bytes(), meta)
-    return model, json.loads((folder / "state.json").read_text())
+    return model, read_state(folder)
 
 
 def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, seed: int = 0) -> None:  # type: ignore[assignment]
@@ -123,7 +136,7 @@ def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, 
     from ray import tune
     from threadpoolctl import threadpool_limits
 
-    from raymlops.training.families import max_steps, train_steps, validation_auc
+    from raymlops.training.families import max_steps, train_steps, validation_scores
 
     family = config["family"]
     params = {k: v for k, v in config.items() if k != "family"}
@@ -137,11 +150,11 @@ def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, 
     with threadpool_limits(limits=max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))):
         for step, model, extra in train_steps(family, params, data, max_steps_, seed=seed,
                                               start_model=start_model, start_step=start_step):
-            auc = validation_auc(model, family, data)
-            history.append({METRIC: auc, **extra})
+            scores, predicted = validation_scores(model, family, data)
+            history.append({**scores, **extra})
             with tempfile.TemporaryDirectory() as tmp:
-                _save(model, family, step, history, Path(tmp))
-                tune.report({METRIC: auc, "step": step, "resumed_from": start_step,
+                _save(model, family, step, history, Path(tmp), predicted[:EXAMPLE_ROWS].tolist())
+                tune.report({**scores, "step": step, "resumed_from": start_step,
                              "done_steps": total, "gpus": float(len(ray.get_gpu_ids())), **extra},
                             checkpoint=tune.Checkpoint.from_directory(tmp))
 
@@ -158,7 +171,7 @@ class _TrialCallback:
 
         class MlflowTrialCallback(Callback):
             def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-                owner.log(trial)
+                owner.log(trial, trials)
 
             def __reduce__(self) -> Any:  # Tune pickles callbacks with its state: keep none
                 return (_NullCallback.create, ())
@@ -174,34 +187,99 @@ class _NullCallback:
         return Callback()
 
 
+@dataclass(frozen=True)
+class _FinishedTrial:
+    """What the writer needs of a finished trial (Tune's Trial object keeps changing)."""
+
+    trial_id: str
+    config: dict[str, Any]
+    checkpoint: Any
+    last_result: dict[str, Any]
+
+    @property
+    def metric(self) -> float | None:
+        value = self.last_result.get(METRIC)
+        return None if value is None else float(value)
+
+
 class _MlflowTrials:
     """Tune callback: log each finished trial as a nested MLflow run via the tracking helper.
 
     Logging runs on one background thread: Tune calls ``on_trial_complete`` from its control
-    loop, and a synchronous MLflow write there (checkpoint load, run, params, step metrics,
-    signature; ~0.3-0.5 s on SQLite) held up the next trial's start every time. ``drain()``
-    waits for every queued trial before the search's result is read.
+    loop, and a synchronous MLflow write there (~0.1-0.3 s on SQLite) held up the next trial's
+    start every time. The run is written from the trial's own scores (its checkpoint's
+    state.json), never by loading the model back. The first job on that thread opens the
+    search's parent run, so Tune starts meanwhile. ``drain()`` waits for every queued trial.
+
+    The best trial's figures and feature importance (seconds of work) are computed ahead:
+    once no trial is left to start and a core has gone idle, the best finished trial so far is
+    evaluated on a second thread while the last trials run; the search's end uses that when
+    the winner did not change (see :meth:`evaluated`).
     """
 
-    def __init__(self, settings: Settings, experiment: str, parent_run_id: str, data: TrainData,
-                 data_window: tuple[str, str] | None, feature_views: dict[str, int]) -> None:
+    def __init__(self, settings: Settings, experiment: str, open_parent: Any, data: TrainData,
+                 data_window: tuple[str, str] | None, feature_views: dict[str, int], *,
+                 num_samples: int | None = None, concurrency: int = 1) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.callback = _TrialCallback.create(self)
-        self.settings, self.experiment, self.parent = settings, experiment, parent_run_id
+        self.settings, self.experiment = settings, experiment
         self.data, self.window, self.views = data, data_window, feature_views
+        self.num_samples, self.concurrency = num_samples, concurrency
         self.runs: dict[str, str] = {}
         self.on_trial: Any = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raymlops-trial-log")
+        self._evaluator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raymlops-best-eval")
+        self._parent = self._writer.submit(open_parent) if callable(open_parent) else None
+        self._parent_id = None if callable(open_parent) else str(open_parent)
         self._pending: list[Any] = []
+        self._best: _FinishedTrial | None = None  # best finished trial so far (writer-side)
+        self._ahead: tuple[str, Any] | None = None  # (trial_id, future of (model, files))
 
-    def log(self, trial: Any) -> None:
+    @property
+    def parent(self) -> str:
+        """The parent run's id (waits for the writer thread to have opened it)."""
+        if self._parent_id is None:
+            self._parent_id = self._parent.result()
+        return self._parent_id
+
+    def log(self, trial: Any, trials: list | None = None) -> None:
         """Queue a finished trial (Tune's loop goes on at once)."""
-        trial_id, config, checkpoint = trial.trial_id, dict(trial.config), trial.checkpoint
-        snapshot = type("FinishedTrial", (), {"trial_id": trial_id, "config": config, "checkpoint": checkpoint})
+        snapshot = _FinishedTrial(trial.trial_id, dict(trial.config), trial.checkpoint,
+                                  dict(getattr(trial, "last_result", None) or {}))
+        if snapshot.metric is not None and snapshot.checkpoint is not None and (
+                self._best is None or snapshot.metric > self._best.metric):
+            self._best = snapshot
         self._pending.append(self._writer.submit(self._log_and_tell, snapshot))
+        if trials is not None and self._ahead is None and self._last_trials_running(trials, trial):
+            best = self._best
+            if best is not None:
+                self._ahead = (best.trial_id, self._evaluator.submit(self._evaluate, best.checkpoint))
 
-    def _log_and_tell(self, trial: Any) -> None:
+    def _last_trials_running(self, trials: list, finished: Any) -> bool:
+        """Every trial has been started and fewer run than the search's concurrency."""
+        if self.num_samples is None or len(trials) < self.num_samples:
+            return False
+        running = sum(1 for t in trials if t is not finished and t.status not in ("TERMINATED", "ERROR"))
+        return running < self.concurrency
+
+    def _evaluate(self, checkpoint: Any) -> tuple[Any, dict[str, bytes]]:
+        from raymlops.training.tracking import evaluation_files
+
+        with checkpoint.as_directory() as folder:
+            model, state = load_checkpoint(folder)
+        cols = self.data.columns_for(state["family"])
+        return model, evaluation_files(model, task="classification", X_valid=self.data.X_valid[cols],
+                                       y_valid=self.data.y_valid)
+
+    def evaluation(self, trial_id: str, checkpoint: Any) -> Any:
+        """A future of (model, evaluation files) for the search's winner: the one computed
+        ahead when the winner is that trial, else one started now (beside the drain)."""
+        if self._ahead is None or self._ahead[0] != trial_id:
+            self._ahead = (trial_id, self._evaluator.submit(self._evaluate, checkpoint))
+        return self._ahead[1]
+
+    def _log_and_tell(self, trial: _FinishedTrial) -> None:
         self._log(trial)
         if self.on_trial is not None:
             self.on_trial(len(self.runs), trial)
@@ -216,31 +294,35 @@ class _MlflowTrials:
             self._writer.shutdown(wait=True)
 
     def close(self) -> None:
-        """Stop the writer after what is queued (the search failed: errors are not raised)."""
+        """Stop the threads after what is queued (errors are not raised: the search failed,
+        or its result is complete)."""
         self._writer.shutdown(wait=True)
+        self._evaluator.shutdown(wait=True)
 
-    def _log(self, trial: Any) -> None:
-        from raymlops.training.tracking import log_training_run
+    def _log(self, trial: _FinishedTrial) -> None:
+        from raymlops.training.tracking import Scored, log_training_run
 
         ckpt = trial.checkpoint
         if ckpt is None or trial.trial_id in self.runs:
             return
         with ckpt.as_directory() as folder:
-            model, state = load_checkpoint(folder)
-        family = state["family"]
-        params = {k: v for k, v in trial.config.items()}
-        # Plots and permutation importance cost seconds per trial in this (driver) process,
-        # which shares the cores with the trials: trials get metrics + signature + example,
-        # the best trial gets the full evaluation when the search ends (log_evaluation).
+            state = read_state(folder)
+        family, history = state["family"], state["metrics"]
+        scores = {k: v for k, v in history[-1].items() if k in _SCORE_NAMES}
         run = log_training_run(
-            self.settings, experiment=self.experiment, model=model, task="classification",
+            self.settings, experiment=self.experiment, model=None, task="classification",
             X_valid=self.data.X_valid[self.data.columns_for(family)], y_valid=self.data.y_valid,
-            params=params, step_metrics=state["metrics"], data_window=self.window, plots=False,
+            scored=Scored(scores, state["example_predictions"], state["model_class"]),
+            params=dict(trial.config), step_metrics=history, data_window=self.window, plots=False,
             feature_views=self.views, parent_run_id=self.parent, run_name=f"trial-{trial.trial_id}",
+            input_example_rows=EXAMPLE_ROWS,
             tags={"raymlops.trial_id": trial.trial_id, "raymlops.family": family,
                   "raymlops.steps": str(state["step"])},
         )
         self.runs[trial.trial_id] = run.run_id
+
+
+_SCORE_NAMES = ("log_loss", "accuracy", "roc_auc", "pr_auc", "f1", "brier")
 
 
 class _Space:
@@ -330,19 +412,29 @@ def run_search(
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from raymlops.training.tracking import ensure_experiment, tracking_client
+    from raymlops.training.tracking import tracking_client
 
     config.check()
     started = time.perf_counter()
-    client = tracking_client(settings)
-    experiment = ensure_experiment(client, config.experiment, str(settings.artifact_location))
     search_name = search_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    parent = client.create_run(experiment.experiment_id, run_name=search_name, tags={
-        "raymlops.search": search_name, "raymlops.model": config.name})
-    parent_id = parent.info.run_id
-    for key, value in config.model_dump(exclude={"warm_start"}).items():
-        client.log_param(parent_id, key, json.dumps(value) if isinstance(value, (list, dict)) else value)
-    trials = _MlflowTrials(settings, config.experiment, parent_id, data, data_window, feature_views or {})
+
+    def open_parent() -> str:  # on the trial writer's thread, while Tune starts
+        from mlflow.entities import Param
+
+        from raymlops.training.tracking import ensure_experiment, tracking_client
+
+        client = tracking_client(settings)
+        experiment = ensure_experiment(client, config.experiment, str(settings.artifact_location))
+        parent = client.create_run(experiment.experiment_id, run_name=search_name, tags={
+            "raymlops.search": search_name, "raymlops.model": config.name})
+        client.log_batch(parent.info.run_id, params=[
+            Param(key, json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+            for key, value in config.model_dump(exclude={"warm_start"}).items()], synchronous=True)
+        return parent.info.run_id
+
+    concurrent = config.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // config.cpus_per_trial))
+    trials = _MlflowTrials(settings, config.experiment, open_parent, data, data_window, feature_views or {},
+                           num_samples=config.num_samples, concurrency=concurrent)
     trials.on_trial = on_trial
     searcher = OptunaSearch(
         space=_Space(config.families), metric=METRIC, mode="max", seed=config.seed,
@@ -350,7 +442,6 @@ def run_search(
     )
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.max_steps,
                               grace_period=min(config.grace_period, config.max_steps), reduction_factor=config.reduction_factor)
-    concurrent = config.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // config.cpus_per_trial))
     tuner = tune.Tuner(
         _trainable(config, data),
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
@@ -368,9 +459,9 @@ def run_search(
             results = tuner.fit()
     except BaseException:
         trials.close()
-        client.set_terminated(parent_id, status="FAILED")
+        tracking_client(settings).set_terminated(trials.parent, status="FAILED")
         raise
-    return _finish(config, results, trials, client, parent_id, settings, data, started,
+    return _finish(config, results, trials, tracking_client(settings), trials.parent, settings, data, started,
                    str(Path(settings.storage_root) / "tune" / search_name),
                    data_window, feature_views or {}, register_kwargs or {}, parent_version, refit_data)
 
@@ -390,6 +481,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
          for status, n in (("ok", len(ok)), ("error", len(results) - len(ok))) if n],))
     publishing.start()
     if not ok:
+        trials.close()
         publishing.join()
         client.set_terminated(parent_id, status="FAILED")
         raise ValidationError("no trial of the search finished; see the Tune logs under " + path)
@@ -398,22 +490,24 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
     best_config = dict(best.config)
     for r in results:  # trials the callback did not see (e.g. restored searches)
         if r.checkpoint is not None and r.metrics.get("trial_id") not in trials.runs:
-            trial_like = type("T", (), {"checkpoint": r.checkpoint, "trial_id": r.metrics.get("trial_id"),
-                                        "config": r.config})
-            trials.log(trial_like)
-    trials.drain()
-    best_run = trials.runs.get(best.metrics.get("trial_id"))
+            trials.log(_FinishedTrial(r.metrics.get("trial_id"), dict(r.config), r.checkpoint, dict(r.metrics)))
+    best_id = best.metrics.get("trial_id")
+    evaluation = trials.evaluation(best_id, best.checkpoint)  # runs beside the drain
+    try:
+        trials.drain()
+        best_model, files = evaluation.result()
+    finally:
+        trials.close()
+    best_run = trials.runs.get(best_id)
     client.log_metric(parent_id, f"best_{METRIC}", float(best.metrics[METRIC]))
     client.set_tag(parent_id, "raymlops.best_config", json.dumps(best_config))
     version = None
     with best.checkpoint.as_directory() as folder:
-        best_model, state = load_checkpoint(folder)
+        state = read_state(folder)
     if best_run is not None:
-        from raymlops.training.tracking import log_evaluation
+        from raymlops.training.tracking import log_files
 
-        cols = data.columns_for(state["family"])
-        log_evaluation(settings, best_run, model=best_model, task="classification",
-                       X_valid=data.X_valid[cols], y_valid=data.y_valid)
+        log_files(settings, best_run, files)
     if config.register_best:
         from raymlops.registry.client import RegistryClient
 

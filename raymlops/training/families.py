@@ -20,7 +20,8 @@ import pandas as pd
 
 from raymlops.exceptions import ValidationError
 
-__all__ = ["FAMILIES", "TrainData", "max_steps", "suggest", "train_steps"]
+__all__ = ["FAMILIES", "TrainData", "max_steps", "suggest", "train_steps", "validation_auc",
+           "validation_scores"]
 
 FAMILIES = ("logreg", "hgb", "rf", "mlp")
 
@@ -174,6 +175,18 @@ def validation_auc(model: Any, family: str, data: TrainData) -> float:
 
     proba = model.predict_proba(data.X_valid[data.columns_for(family)])[:, 1]
     return float(roc_auc_score(data.y_valid, proba))
+
+
+def validation_scores(model: Any, family: str, data: TrainData) -> tuple[dict[str, float], np.ndarray]:
+    """(metrics, predicted labels) on the validation window from one ``predict_proba`` pass:
+    roc_auc (what the searcher compares) and the rest of the tracking helper's set (log_loss,
+    accuracy, pr_auc, f1, brier), so a trial's run needs no second look at the model."""
+    from raymlops.training.scores import probabilities, scores_from_probabilities
+
+    proba = probabilities(model, data.X_valid[data.columns_for(family)])
+    classes = getattr(model, "classes_", None)
+    return scores_from_probabilities(data.y_valid, proba,
+                                     np.asarray(classes) if classes is not None else np.unique(data.y_valid))
 
 
 ScoreFn = Callable[[Any, str, TrainData], float]

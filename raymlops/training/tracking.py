@@ -16,6 +16,7 @@ left RUNNING.
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 import time
@@ -47,11 +48,14 @@ from sklearn.inspection import permutation_importance
 from raymlops.config import Settings
 from raymlops.exceptions import ConflictError, NotFoundError, ValidationError
 from raymlops.training import plots as _plots
+from raymlops.training.scores import as_array as _array
+from raymlops.training.scores import classification_metrics as _classification_metrics
+from raymlops.training.scores import probabilities as _proba
 
 __all__ = [
     "TAG_DATA_WINDOW_END", "TAG_DATA_WINDOW_START", "TAG_ERROR", "TAG_FEATURE_VIEWS",
-    "TAG_MODEL_CLASS", "TAG_TASK", "Task", "TrackedRun", "ensure_experiment",
-    "log_evaluation", "log_training_run", "tracking_client",
+    "TAG_MODEL_CLASS", "TAG_TASK", "Task", "Scored", "TrackedRun", "ensure_experiment",
+    "evaluation_files", "log_evaluation", "log_files", "log_training_run", "tracking_client",
 ]
 
 Task = Literal["classification", "regression"]
@@ -125,6 +129,7 @@ def log_training_run(
     X_valid: pd.DataFrame,
     y_valid: Any,
     params: Mapping[str, Any],
+    scored: Scored | None = None,
     step_metrics: Sequence[Mapping[str, float]] | None = None,
     data_window: tuple[str | datetime, str | datetime] | None = None,
     feature_views: Mapping[str, int] | None = None,
@@ -146,15 +151,25 @@ def log_training_run(
     parent raises :class:`NotFoundError`. ``plots=False`` skips the figures and the feature
     importance (what costs seconds: permutation importance re-predicts the validation set many
     times), for the many trials of a search; :func:`log_evaluation` adds them to a run later.
+    With ``scored`` (then ``model`` is None and ``plots`` False) the final metrics and the
+    signature's predictions are the caller's, and no model is called.
     """
     _check_experiment_name(experiment)
-    y = _check_inputs(model, task, X_valid, y_valid)
+    if scored is not None:
+        if model is not None or plots:
+            raise ValidationError("pass either a model or its scores (with plots=False), not both",
+                                  field="scored")
+        y = _check_inputs(_ScoredModel(), task, X_valid, y_valid)
+    else:
+        y = _check_inputs(model, task, X_valid, y_valid)
     if type(input_example_rows) is not int or input_example_rows < 1:
         raise ValidationError(f"input_example_rows must be a positive int, got "
                               f"{input_example_rows!r}", field="input_example_rows")
+    example_predictions = _check_scored(scored, input_example_rows, len(X_valid)) if scored else None
     param_entities, full_params, truncated = _params(params)
     steps = _steps(step_metrics)
-    run_tags = _run_tags(task, model, data_window, feature_views, tags, parent_run_id)
+    run_tags = _run_tags(task, model, data_window, feature_views, tags, parent_run_id,
+                         model_class=scored.model_class if scored else None)
     client = tracking_client(settings)
     if parent_run_id is not None:
         _check_parent(client, parent_run_id)
@@ -167,10 +182,15 @@ def log_training_run(
         now = _now_ms()
         per_step = [Metric(k, v, now, i) for i, row in enumerate(steps) for k, v in row.items()]
         _log_batches(client, run_id, params=param_entities, metrics=per_step)
-        final, predictions, figures, importance = _evaluate(model, task, X_valid, y, plots=plots)
+        if scored is not None:
+            final, predictions = dict(scored.metrics), example_predictions
+            figures, importance = {}, None
+        else:
+            final, predictions, figures, importance = _evaluate(model, task, X_valid, y, plots=plots)
         last = max(len(steps) - 1, 0)
+        logged = steps[-1] if steps else {}  # a trial's last step already holds its final scores
         _log_batches(client, run_id, metrics=[Metric(k, v, _now_ms(), last)
-                                              for k, v in final.items()])
+                                              for k, v in final.items() if logged.get(k) != float(v)])
         example = X_valid.head(input_example_rows)
         signature = infer_signature(example, predictions[: len(example)])
         documents: dict[str, Any] = {
@@ -199,10 +219,65 @@ def log_evaluation(settings: Settings, run_id: str, *, model: Any, task: Task, X
                    y_valid: Any) -> list[str]:
     """Add the figures and feature importance to an existing run (e.g. a search's best trial,
     logged with ``plots=False`` while the search ran). Returns the artifact names."""
+    return log_files(settings, run_id, evaluation_files(model, task=task, X_valid=X_valid, y_valid=y_valid))
+
+
+def evaluation_files(model: Any, *, task: Task, X_valid: pd.DataFrame, y_valid: Any) -> dict[str, bytes]:
+    """The figures (PNG) and feature importance (JSON) of ``model`` on the validation rows,
+    rendered but not logged: the seconds of work (permutation importance, drawing) can run
+    ahead of knowing which run gets them -- a search computes them for its likely winner
+    while its last trial runs -- and :func:`log_files` adds them to a run later."""
     y = _check_inputs(model, task, X_valid, y_valid)
     _, _, figures, importance = _evaluate(model, task, X_valid, y, plots=True)
-    return _log_artifacts(tracking_client(settings), run_id, figures,
-                          {"feature_importance.json": importance})
+    files = {}
+    for name, figure in figures.items():
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100)
+        figure.clear()  # frees the artists now (off-pyplot figures have nothing to close)
+        files[name] = buffer.getvalue()
+    files["feature_importance.json"] = json.dumps(importance, indent=2, default=str).encode()
+    return files
+
+
+def log_files(settings: Settings, run_id: str, files: Mapping[str, bytes]) -> list[str]:
+    """Upload ``{file name: content}`` as the run's artifacts in one call; returns the names."""
+    for name in files:
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise ValidationError(f"artifact file name {name!r} must be a plain file name", field="files")
+    with tempfile.TemporaryDirectory(prefix="raymlops-run-") as tmp:
+        for name, content in files.items():
+            (Path(tmp) / name).write_bytes(content)
+        tracking_client(settings).log_artifacts(run_id, tmp)
+    return sorted(files)
+
+
+class _ScoredModel:
+    """Stands in for the model when its scores were computed elsewhere (input checks only)."""
+
+    def predict(self, X: Any) -> None:  # never called
+        raise NotImplementedError
+
+    predict_proba = predict
+
+
+def _check_scored(scored: Any, example_rows: int, valid_rows: int) -> np.ndarray:
+    """The caller's scores are finite numbers under valid names, with one prediction per
+    example row; returns the predictions as an array."""
+    if not isinstance(scored, Scored):
+        raise ValidationError(f"scored must be a Scored, got {type(scored).__name__}", field="scored")
+    for key, value in scored.metrics.items():
+        _check_key("metric", key)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                or not np.isfinite(float(value)):
+            raise ValidationError(f"metric {key!r} must be a finite number, got {value!r}",
+                                  field="scored")
+    predictions = np.asarray(scored.example_predictions)
+    if len(predictions) != min(example_rows, valid_rows):
+        raise ValidationError(f"scored has {len(predictions)} example predictions for "
+                              f"{min(example_rows, valid_rows)} example rows", field="scored")
+    if not isinstance(scored.model_class, str) or not scored.model_class:
+        raise ValidationError("scored.model_class must name the model's class", field="scored")
+    return predictions
 
 
 def _check_inputs(model: Any, task: Any, X_valid: Any, y_valid: Any) -> np.ndarray:
@@ -322,8 +397,9 @@ def _utc(value: Any, which: str) -> pd.Timestamp:
 
 
 def _run_tags(task: Task, model: Any, data_window: Any, feature_views: Any, tags: Any,
-              parent_run_id: Any) -> dict[str, str]:
-    ours = {TAG_TASK: task, TAG_MODEL_CLASS: f"{type(model).__module__}.{type(model).__qualname__}"}
+              parent_run_id: Any, model_class: str | None = None) -> dict[str, str]:
+    ours = {TAG_TASK: task,
+            TAG_MODEL_CLASS: model_class or f"{type(model).__module__}.{type(model).__qualname__}"}
     if parent_run_id is not None:
         if not isinstance(parent_run_id, str) or not parent_run_id:
             raise ValidationError(f"parent_run_id must be a run id, got {parent_run_id!r}",
@@ -357,6 +433,21 @@ def _run_tags(task: Task, model: Any, data_window: Any, feature_views: Any, tags
     return {**given, **ours}
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A model's validation scores, computed where the model already is.
+
+    Why: a search trial scores its model in its own Tune worker after every step. Handing
+    those numbers to :func:`log_training_run` lets the driver log the trial's run without the
+    model: no skops load and no second pass over the validation rows per trial, work that ran
+    on the cores the next trials needed and held the driver's GIL against Tune's loop.
+    """
+
+    metrics: Mapping[str, float]
+    example_predictions: Sequence[Any]  # predict() of the first input_example_rows rows
+    model_class: str  # "module.QualName" of the model, for the run's tag
+
+
 def _check_parent(client: MlflowClient, parent_run_id: str) -> None:
     try:
         parent = client.get_run(parent_run_id)
@@ -370,22 +461,6 @@ def _check_parent(client: MlflowClient, parent_run_id: str) -> None:
 
 
 # -- evaluation: metrics, predictions, figures --------------------------------------------------
-
-
-def _array(values: Any) -> np.ndarray:
-    """numpy from whatever a wrapper returns (lists, pandas, torch tensors on any device)."""
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
-
-
-def _proba(model: Any, X: pd.DataFrame) -> np.ndarray:
-    """predict_proba as float64 rows summing to 1 (float32 outputs miss 1 by ~1e-7)."""
-    proba = _array(model.predict_proba(X)).astype(float)
-    if proba.ndim == 1:  # a wrapper returning P(positive) only
-        proba = np.column_stack([1.0 - proba, proba])
-    sums = proba.sum(axis=1, keepdims=True)
-    return proba / sums if np.allclose(sums, 1.0, atol=1e-4) else proba
 
 
 def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: bool = True
@@ -424,27 +499,6 @@ def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: boo
     importance = {"method": method, "unit": label,
                   "importances": dict(zip(names, map(float, values), strict=True))}
     return {k: float(v) for k, v in final.items()}, y_pred, figures, importance
-
-
-def _classification_metrics(y: np.ndarray, y_pred: np.ndarray, proba: np.ndarray,
-                            classes: np.ndarray) -> dict[str, float]:
-    onehot = (y[:, None] == classes[None, :]).astype(int)
-    out = {"log_loss": skm.log_loss(y, proba, labels=classes),
-           "accuracy": skm.accuracy_score(y, y_pred)}
-    if len(classes) == 2:
-        truth, score = onehot[:, 1], proba[:, 1]
-        out |= {"roc_auc": skm.roc_auc_score(truth, score),
-                "pr_auc": skm.average_precision_score(truth, score),
-                "f1": skm.f1_score(y, y_pred, pos_label=classes[1]),
-                "brier": skm.brier_score_loss(truth, score)}
-    else:  # one-vs-rest macro averages over the classes present in y (others are undefined)
-        present = [k for k in range(len(classes)) if 0 < onehot[:, k].sum() < len(y)]
-        out |= {"roc_auc": np.mean([skm.roc_auc_score(onehot[:, k], proba[:, k]) for k in present]),
-                "pr_auc": np.mean([skm.average_precision_score(onehot[:, k], proba[:, k])
-                                   for k in present]),
-                "f1": skm.f1_score(y, y_pred, labels=classes, average="macro"),
-                "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))}
-    return out
 
 
 class _Predictor:

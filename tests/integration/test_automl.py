@@ -39,10 +39,17 @@ def test_search_nests_every_trial_in_mlflow_and_registers_the_best_as_challenger
                         register_kwargs={"feature_service": "delay_model", "entity_timestamp": "sched_dep_ts"})
     assert result.trials == 6 and len(result.trial_runs) == 6
     client = MlflowClient(platform.settings.tracking_uri)
-    for run_id in result.trial_runs.values():
+    from ray import tune
+
+    reported = tune.ExperimentAnalysis(result.path).dataframe().set_index("trial_id")
+    for trial_id, run_id in result.trial_runs.items():
         run = client.get_run(run_id)
         assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
-        assert run.info.status == "FINISHED" and "roc_auc" in run.data.metrics
+        assert run.info.status == "FINISHED"
+        # The run holds the scores the trial reported to Tune (computed once, in the trial).
+        for name in ("roc_auc", "log_loss", "accuracy", "pr_auc", "f1", "brier"):
+            assert run.data.metrics[name] == pytest.approx(reported.loc[trial_id, name], abs=1e-12)
+        assert run.data.tags["raymlops.model_class"].split(".")[-1] in ("Pipeline", "TabularMLP")
         files = {a.path for a in client.list_artifacts(run_id)}
         assert {"signature.json", "input_example.json"} <= files
         plots = {"confusion_matrix.png", "feature_importance.png", "roc_curve.png"}

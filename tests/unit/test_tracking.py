@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from mlflow.models import infer_signature
 from sklearn import metrics as skm
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import HistGradientBoostingRegressor
@@ -19,14 +20,18 @@ from sklearn.linear_model import LogisticRegression
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ConflictError, NotFoundError, ValidationError
 from raymlops.training import (
+    Scored,
     confusion_matrix_figure,
     ensure_experiment,
+    evaluation_files,
     feature_importance_figure,
+    log_files,
     log_training_run,
     residual_figure,
     roc_pr_figures,
     tracking_client,
 )
+from raymlops.training import scores
 
 from tests.conftest import PG_URI  # noqa: E402
 CLASSIFIER_ARTIFACTS = {
@@ -261,6 +266,15 @@ def test_failure_marks_the_run_failed_and_reraises(settings, classification):
         ({"tags": {"raymlops.task": "x"}}, "set by log_training_run"),
         ({"input_example_rows": 0}, "input_example_rows"),
         ({"experiment": "../escape"}, "'..' segment"),
+        ({"scored": "0.7"}, "either a model or its scores"),
+        ({"model": None, "plots": False, "scored": Scored({"roc_auc": float("nan")}, [0] * 5, "m.C")},
+         "finite number"),
+        ({"model": None, "plots": False, "scored": Scored({"bad name!": 0.5}, [0] * 5, "m.C")},
+         "metric name 'bad name!' is invalid"),
+        ({"model": None, "plots": False, "scored": Scored({"roc_auc": 0.5}, [0] * 3, "m.C")},
+         "3 example predictions for 5"),
+        ({"model": None, "plots": False, "scored": Scored({"roc_auc": 0.5}, [0] * 5, "")},
+         "model_class"),
     ],
 )
 def test_bad_input_raises_validation_error_before_any_write(settings, classification, change,
@@ -277,6 +291,42 @@ def test_bad_input_raises_validation_error_before_any_write(settings, classifica
     assert client.get_experiment_by_name(name) is None  # not even the experiment was made
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == (
         runs_before)
+
+
+def test_a_run_from_scores_computed_elsewhere_never_calls_the_model(settings, classification):
+    """A search trial scores its model in its worker; the run is written from those numbers."""
+    model, _, X_valid, y_valid = classification
+    proba = scores.probabilities(model, X_valid)
+    metrics, predicted = scores.scores_from_probabilities(y_valid, proba, model.classes_)
+    assert (predicted == model.predict(X_valid)).all()  # one predict_proba pass gives predict()
+    steps = [{"roc_auc": 0.6}, dict(metrics)]
+    tracked = log_training_run(
+        settings, experiment="scored", model=None, task="classification", X_valid=X_valid,
+        y_valid=y_valid, params={"C": 1.0}, step_metrics=steps, plots=False,
+        scored=Scored(metrics, predicted[:5].tolist(), "sklearn.linear_model.LogisticRegression"))
+    run = tracking_client(settings).get_run(tracked.run_id)
+    assert run.data.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y_valid, proba[:, 1]))
+    assert run.data.metrics["log_loss"] == pytest.approx(skm.log_loss(y_valid, proba))
+    assert run.data.tags["raymlops.model_class"] == "sklearn.linear_model.LogisticRegression"
+    assert set(tracked.artifacts) == {"signature.json", "input_example.json"}
+    assert tracked.signature == infer_signature(X_valid.head(5), model.predict(X_valid.head(5)))
+    history = tracking_client(settings).get_metric_history(tracked.run_id, "roc_auc")
+    assert [m.step for m in history] == [0, 1]
+
+
+def test_evaluation_files_are_rendered_ahead_and_logged_later(settings, classification):
+    model, _, X_valid, y_valid = classification
+    files = evaluation_files(model, task="classification", X_valid=X_valid, y_valid=y_valid)
+    assert set(files) == CLASSIFIER_ARTIFACTS - {"signature.json", "input_example.json"}
+    assert files["roc_curve.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(files["feature_importance.json"])["method"] == "coef_"
+    tracked = log_training_run(settings, experiment="later", model=model, task="classification",
+                               X_valid=X_valid, y_valid=y_valid, params={}, plots=False)
+    assert log_files(settings, tracked.run_id, files) == sorted(files)
+    listed = {a.path for a in tracking_client(settings).list_artifacts(tracked.run_id)}
+    assert set(files) | {"signature.json", "input_example.json"} == listed
+    with pytest.raises(ValidationError, match="plain file name"):
+        log_files(settings, tracked.run_id, {"../escape.png": b"x"})
 
 
 def test_ensure_experiment_is_race_safe_and_refuses_deleted(settings):
