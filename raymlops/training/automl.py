@@ -2,15 +2,17 @@
 
 - **Search**: Optuna's TPE through Tune's ``OptunaSearch`` over a define-by-run space (the
   family first, then only its parameters), seeded with known-good configurations (continuous
-  training warm-starts from the champion's).
+  training warm-starts from the champion's). A configuration that already finished is not
+  trained again: the repeat is answered from its score (:mod:`raymlops.training.searcher`).
 - **Early stopping**: ASHA on validation ROC AUC, judged per step (boosting iterations,
   trees, epochs); logistic regression is a single step.
 - **Resources**: each trial declares them; torch trials ask for a GPU fraction when the
   cluster has GPUs (Ray sets ``CUDA_VISIBLE_DEVICES``), the others run on CPUs.
 - **Tracking**: the search is a parent MLflow run; a driver-side Tune callback logs each
-  finished trial as a nested run through the tracking helper (params, per-step metrics,
-  plots), from the trial's last checkpoint -- trials stay light and early-stopped trials are
-  recorded too.
+  finished trial as a nested run through the tracking helper (params, per-step scores,
+  signature), from the scores the trial computed and kept in its last checkpoint -- the model
+  is not loaded back, and early-stopped trials are recorded too. The winner's run gets the
+  figures and feature importance, computed while the last trial still runs when possible.
 - **Fault tolerance**: each step checkpoints the model (skops / state_dict, never pickle), a
   failed trial is retried from it (``max_failures``), and an interrupted search resumes with
   :func:`resume_search` (``Tuner.restore``).
@@ -88,6 +90,7 @@ class SearchResult:
     version: dict[str, Any] | None = None
     trial_runs: dict[str, str] = field(default_factory=dict)
     best_model: Any = None  # the best trial's own model (never saw the validation rows)
+    repeats_answered: int = 0  # suggestions of finished configurations, answered, not trained
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -377,6 +380,11 @@ def _no_default_loggers() -> Iterator[None]:
             os.environ[key] = before
 
 
+def stopped_early(result: dict[str, Any]) -> bool:
+    """A trial's last result is from before its last step: the scheduler (ASHA) stopped it."""
+    return result.get("step", 0) < result.get("done_steps", 0)
+
+
 def _trainable(config: SearchConfig, data: TrainData) -> Any:
     from ray import tune
 
@@ -412,6 +420,7 @@ def run_search(
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from raymlops.training.searcher import DistinctConfigs
     from raymlops.training.tracking import tracking_client
 
     config.check()
@@ -436,10 +445,10 @@ def run_search(
     trials = _MlflowTrials(settings, config.experiment, open_parent, data, data_window, feature_views or {},
                            num_samples=config.num_samples, concurrency=concurrent)
     trials.on_trial = on_trial
-    searcher = OptunaSearch(
+    searcher = DistinctConfigs(OptunaSearch(
         space=_Space(config.families), metric=METRIC, mode="max", seed=config.seed,
         points_to_evaluate=[w for w in config.warm_start if w.get("family") in config.families] or None,
-    )
+    ), pruned_if=stopped_early)
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.max_steps,
                               grace_period=min(config.grace_period, config.max_steps), reduction_factor=config.reduction_factor)
     tuner = tune.Tuner(
@@ -461,9 +470,13 @@ def run_search(
         trials.close()
         tracking_client(settings).set_terminated(trials.parent, status="FAILED")
         raise
-    return _finish(config, results, trials, tracking_client(settings), trials.parent, settings, data, started,
-                   str(Path(settings.storage_root) / "tune" / search_name),
-                   data_window, feature_views or {}, register_kwargs or {}, parent_version, refit_data)
+    # Repeats of finished configurations answered from their scores instead of trained again.
+    tracking_client(settings).log_metric(trials.parent, "repeats_answered", searcher.repeats_answered)
+    result = _finish(config, results, trials, tracking_client(settings), trials.parent, settings, data, started,
+                     str(Path(settings.storage_root) / "tune" / search_name),
+                     data_window, feature_views or {}, register_kwargs or {}, parent_version, refit_data)
+    result.repeats_answered = searcher.repeats_answered
+    return result
 
 
 def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: Any, parent_id: str,
@@ -486,7 +499,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
         client.set_terminated(parent_id, status="FAILED")
         raise ValidationError("no trial of the search finished; see the Tune logs under " + path)
     best = max(ok, key=lambda r: r.metrics[METRIC])
-    stopped = sum(1 for r in ok if r.metrics.get("step", 0) < r.metrics.get("done_steps", 0))
+    stopped = sum(1 for r in ok if stopped_early(r.metrics))
     best_config = dict(best.config)
     for r in results:  # trials the callback did not see (e.g. restored searches)
         if r.checkpoint is not None and r.metrics.get("trial_id") not in trials.runs:

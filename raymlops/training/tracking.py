@@ -53,9 +53,21 @@ from raymlops.training.scores import classification_metrics as _classification_m
 from raymlops.training.scores import probabilities as _proba
 
 __all__ = [
-    "TAG_DATA_WINDOW_END", "TAG_DATA_WINDOW_START", "TAG_ERROR", "TAG_FEATURE_VIEWS",
-    "TAG_MODEL_CLASS", "TAG_TASK", "Task", "Scored", "TrackedRun", "ensure_experiment",
-    "evaluation_files", "log_evaluation", "log_files", "log_training_run", "tracking_client",
+    "TAG_DATA_WINDOW_END",
+    "TAG_DATA_WINDOW_START",
+    "TAG_ERROR",
+    "TAG_FEATURE_VIEWS",
+    "TAG_MODEL_CLASS",
+    "TAG_TASK",
+    "Scored",
+    "Task",
+    "TrackedRun",
+    "ensure_experiment",
+    "evaluation_files",
+    "log_evaluation",
+    "log_files",
+    "log_training_run",
+    "tracking_client",
 ]
 
 Task = Literal["classification", "regression"]

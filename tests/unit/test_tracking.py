@@ -29,11 +29,11 @@ from raymlops.training import (
     log_training_run,
     residual_figure,
     roc_pr_figures,
+    scores,
     tracking_client,
 )
-from raymlops.training import scores
-
 from tests.conftest import PG_URI  # noqa: E402
+
 CLASSIFIER_ARTIFACTS = {
     "confusion_matrix.png", "roc_curve.png", "pr_curve.png", "feature_importance.png",
     "feature_importance.json", "signature.json", "input_example.json",
