@@ -53,8 +53,8 @@ def train_command(
     table = Table(title=f"search {Path(result.path).name}", title_justify="left", show_header=False)
     version = result.version or {}
     for key, value in [("best", json.dumps(result.best_config)), ("roc_auc", f"{result.best_metric:.4f}"),
-                       ("trials", f"{result.trials} ({result.stopped_early} stopped early by ASHA; "
-                                  f"{result.repeats_answered} repeated configurations answered, not trained)"),
+                       ("trials", (f"{result.trials} ({result.stopped_early} stopped early by ASHA; "
+                                   f"{result.repeats_answered} repeated configurations answered, not trained)")),
                        ("registered", f"{cfg.name} v{version.get('version', '-')} @{cfg.alias}"),
                        ("mlflow run", result.parent_run_id), ("seconds", f"{result.wall_s:.1f}")]:
         table.add_row(key, value)
