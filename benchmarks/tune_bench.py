@@ -48,6 +48,14 @@ def optuna_search(data, trials: int, seed: int) -> tuple[float, float]:
     return time.perf_counter() - started, study.best_value
 
 
+def overhead_per_trial(path: str, wall: float, parallel: int, trials: int) -> float:
+    """(wall x parallel trials - the trials' own training seconds) / trials."""
+    from ray import tune
+
+    compute = float(tune.ExperimentAnalysis(path).dataframe()["time_total_s"].sum())
+    return (wall * parallel - compute) / trials
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
@@ -79,7 +87,7 @@ def main() -> None:
     grid = tune.ExperimentAnalysis(result.path).dataframe()
     compute = float(grid["time_total_s"].sum())
     parallel = min(cpus, args.trials)
-    overhead = (tune_wall * parallel - compute) / args.trials
+    overhead = overhead_per_trial(result.path, tune_wall, parallel, args.trials)
     # Where it goes: before the first trial starts (MLflow parent run, Tune's start, the first
     # worker), between first start and last end (per trial), after (best trial's evaluation).
     first_start = float((grid["timestamp"] - grid["time_total_s"]).min())
@@ -91,7 +99,7 @@ def main() -> None:
     opt_wall, opt_best = optuna_search(data, args.trials, seed=0)
     print(f"optuna: {opt_wall:.1f} s, best AUC {opt_best:.4f}")
     ratio = tune_wall / opt_wall
-    sweep = [(0, result.best_metric, opt_best, tune_wall, opt_wall, result.repeats_answered)]
+    sweep = [(0, result.best_metric, opt_best, tune_wall, opt_wall, result.repeats_answered, overhead)]
     for seed in range(1, args.seeds):
         config = SearchConfig(name="bench", families=FAMILIES, num_samples=args.trials,
                               max_steps=STEPS, register_best=False, seed=seed)
@@ -100,7 +108,8 @@ def main() -> None:
                             search_name=f"bench-seed{seed}-{int(time.time())}")
         seeded_wall = time.perf_counter() - t0
         o_wall, o_best = optuna_search(data, args.trials, seed=seed)
-        sweep.append((seed, seeded.best_metric, o_best, seeded_wall, o_wall, seeded.repeats_answered))
+        sweep.append((seed, seeded.best_metric, o_best, seeded_wall, o_wall, seeded.repeats_answered,
+                      overhead_per_trial(seeded.path, seeded_wall, parallel, args.trials)))
         print(f"seed {seed}: raymlops {seeded.best_metric:.4f} ({seeded_wall:.1f} s), "
               f"optuna {o_best:.4f} ({o_wall:.1f} s)")
     mean_ours = sum(r[1] for r in sweep) / len(sweep)
@@ -122,10 +131,14 @@ Where the overhead is: {setup_s:.1f} s before the first trial starts (Tune's sta
     if len(sweep) > 1:
         md += ("\nBest validation AUC by seed (searcher and models seeded alike; both searches "
                "with the same budget and space):\n\n| seed | raymlops | Optuna | raymlops wall s | "
-               "Optuna wall s | repeats answered |\n|---:|---:|---:|---:|---:|---:|\n")
-        md += "".join(f"| {seed} | {ours:.4f} | {theirs:.4f} | {w1:.1f} | {w2:.1f} | {rep} |\n"
-                      for seed, ours, theirs, w1, w2, rep in sweep)
-        md += f"| mean | {mean_ours:.4f} | {mean_optuna:.4f} | | | |\n"
+               "Optuna wall s | repeats answered | raymlops overhead s/trial |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|\n")
+        md += "".join(f"| {seed} | {ours:.4f} | {theirs:.4f} | {w1:.1f} | {w2:.1f} | {rep} | {ovh:.2f} |\n"
+                      for seed, ours, theirs, w1, w2, rep, ovh in sweep)
+        md += (f"| mean | {mean_ours:.4f} | {mean_optuna:.4f} | | | | "
+               f"{sum(r[6] for r in sweep) / len(sweep):.2f} |\n")
+        md += ("\nSeed 0's search is the first in its process and pays the driver's one-time costs "
+               "(imports, MLflow's SQL engine); the overhead target is judged on it.\n")
     print(md)
     write_section("tune", md)
     ray.shutdown()

@@ -16,6 +16,7 @@ _EXPORTS = {
     "feature_importance_figure": "raymlops.training.plots",
     "residual_figure": "raymlops.training.plots",
     "roc_pr_figures": "raymlops.training.plots",
+    "EvaluationCancelled": "raymlops.training.tracking",
     "Scored": "raymlops.training.tracking",
     "Task": "raymlops.training.tracking",
     "TrackedRun": "raymlops.training.tracking",

@@ -216,8 +216,9 @@ class _MlflowTrials:
 
     The best trial's figures and feature importance (seconds of work) are computed ahead:
     once no trial is left to start and a core has gone idle, the best finished trial so far is
-    evaluated on a second thread while the last trials run; the search's end uses that when
-    the winner did not change (see :meth:`evaluated`).
+    evaluated on a second thread while the last trials run, and again for each trial that
+    beats it from then on (the last trial often does: its evaluation then overlaps Tune's
+    teardown); the search's end uses the winner's (see :meth:`evaluation`).
     """
 
     def __init__(self, settings: Settings, experiment: str, open_parent: Any, data: TrainData,
@@ -232,19 +233,30 @@ class _MlflowTrials:
         self.runs: dict[str, str] = {}
         self.on_trial: Any = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raymlops-trial-log")
-        self._evaluator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raymlops-best-eval")
-        self._parent = self._writer.submit(open_parent) if callable(open_parent) else None
+        # Two: a new winner's evaluation must not queue behind a running one for an older
+        # winner (the search ends on whoever finished last; by then both cores are free).
+        self._evaluator = ThreadPoolExecutor(max_workers=2, thread_name_prefix="raymlops-best-eval")
+        self._open_parent = open_parent if callable(open_parent) else None
+        self._parent: Any = None  # future of the parent run's id, once asked for
         self._parent_id = None if callable(open_parent) else str(open_parent)
         self._pending: list[Any] = []
-        self._best: _FinishedTrial | None = None  # best finished trial so far (writer-side)
-        self._ahead: tuple[str, Any] | None = None  # (trial_id, future of (model, files))
+        self._best: _FinishedTrial | None = None  # best finished trial so far
+        self._ahead: dict[str, tuple[Any, threading.Event]] = {}  # trial_id -> (future, cancel)
+        self._tail = False  # every trial has started and a core has gone idle
 
     @property
     def parent(self) -> str:
         """The parent run's id (waits for the writer thread to have opened it)."""
         if self._parent_id is None:
-            self._parent_id = self._parent.result()
+            self._parent_id = self._opening_parent().result()
         return self._parent_id
+
+    def _opening_parent(self) -> Any:
+        """Open the parent run on the writer thread, once: when the first trial is logged,
+        so it does not compete for the driver with Tune's start."""
+        if self._parent is None:
+            self._parent = self._writer.submit(self._open_parent)
+        return self._parent
 
     def log(self, trial: Any, trials: list | None = None) -> None:
         """Queue a finished trial (Tune's loop goes on at once)."""
@@ -253,11 +265,22 @@ class _MlflowTrials:
         if snapshot.metric is not None and snapshot.checkpoint is not None and (
                 self._best is None or snapshot.metric > self._best.metric):
             self._best = snapshot
+        if self._parent_id is None:
+            self._opening_parent()
         self._pending.append(self._writer.submit(self._log_and_tell, snapshot))
-        if trials is not None and self._ahead is None and self._last_trials_running(trials, trial):
-            best = self._best
-            if best is not None:
-                self._ahead = (best.trial_id, self._evaluator.submit(self._evaluate, best.checkpoint))
+        if trials is not None and not self._tail:
+            self._tail = self._last_trials_running(trials, trial)
+        best = self._best
+        if self._tail and best is not None and best.trial_id not in self._ahead:
+            for _, cancel in self._ahead.values():
+                cancel.set()  # an older winner's evaluation is moot: stop it taking a core
+            self._submit_evaluation(best.trial_id, best.checkpoint)
+
+    def _submit_evaluation(self, trial_id: str, checkpoint: Any) -> Any:
+        cancel = threading.Event()
+        future = self._evaluator.submit(self._evaluate, checkpoint, cancel.is_set)
+        self._ahead[trial_id] = (future, cancel)
+        return future
 
     def _last_trials_running(self, trials: list, finished: Any) -> bool:
         """Every trial has been started and fewer run than the search's concurrency."""
@@ -266,21 +289,22 @@ class _MlflowTrials:
         running = sum(1 for t in trials if t is not finished and t.status not in ("TERMINATED", "ERROR"))
         return running < self.concurrency
 
-    def _evaluate(self, checkpoint: Any) -> tuple[Any, dict[str, bytes]]:
+    def _evaluate(self, checkpoint: Any, cancelled: Any) -> tuple[Any, dict[str, bytes]]:
         from raymlops.training.tracking import evaluation_files
 
         with checkpoint.as_directory() as folder:
             model, state = load_checkpoint(folder)
         cols = self.data.columns_for(state["family"])
         return model, evaluation_files(model, task="classification", X_valid=self.data.X_valid[cols],
-                                       y_valid=self.data.y_valid)
+                                       y_valid=self.data.y_valid, cancelled=cancelled)
 
     def evaluation(self, trial_id: str, checkpoint: Any) -> Any:
         """A future of (model, evaluation files) for the search's winner: the one computed
         ahead when the winner is that trial, else one started now (beside the drain)."""
-        if self._ahead is None or self._ahead[0] != trial_id:
-            self._ahead = (trial_id, self._evaluator.submit(self._evaluate, checkpoint))
-        return self._ahead[1]
+        ahead = self._ahead.get(trial_id)
+        if ahead is None or ahead[1].is_set():
+            return self._submit_evaluation(trial_id, checkpoint)
+        return ahead[0]
 
     def _log_and_tell(self, trial: _FinishedTrial) -> None:
         self._log(trial)
@@ -297,10 +321,10 @@ class _MlflowTrials:
             self._writer.shutdown(wait=True)
 
     def close(self) -> None:
-        """Stop the threads after what is queued (errors are not raised: the search failed,
-        or its result is complete)."""
+        """Stop the threads (errors are not raised: the search failed, or its result is
+        complete); an evaluation of a trial that did not win is not waited for."""
         self._writer.shutdown(wait=True)
-        self._evaluator.shutdown(wait=True)
+        self._evaluator.shutdown(wait=False, cancel_futures=True)
 
     def _log(self, trial: _FinishedTrial) -> None:
         from raymlops.training.tracking import Scored, log_training_run
@@ -427,7 +451,7 @@ def run_search(
     started = time.perf_counter()
     search_name = search_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    def open_parent() -> str:  # on the trial writer's thread, while Tune starts
+    def open_parent() -> str:  # on the trial writer's thread, when the first trial ends
         from mlflow.entities import Param
 
         from raymlops.training.tracking import ensure_experiment, tracking_client

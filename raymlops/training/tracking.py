@@ -20,7 +20,7 @@ import io
 import json
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +59,7 @@ __all__ = [
     "TAG_FEATURE_VIEWS",
     "TAG_MODEL_CLASS",
     "TAG_TASK",
+    "EvaluationCancelled",
     "Scored",
     "Task",
     "TrackedRun",
@@ -234,15 +235,25 @@ def log_evaluation(settings: Settings, run_id: str, *, model: Any, task: Task, X
     return log_files(settings, run_id, evaluation_files(model, task=task, X_valid=X_valid, y_valid=y_valid))
 
 
-def evaluation_files(model: Any, *, task: Task, X_valid: pd.DataFrame, y_valid: Any) -> dict[str, bytes]:
+class EvaluationCancelled(Exception):
+    """:func:`evaluation_files` stopped because its ``cancelled()`` said so."""
+
+
+def evaluation_files(model: Any, *, task: Task, X_valid: pd.DataFrame, y_valid: Any,
+                     cancelled: Callable[[], bool] | None = None) -> dict[str, bytes]:
     """The figures (PNG) and feature importance (JSON) of ``model`` on the validation rows,
     rendered but not logged: the seconds of work (permutation importance, drawing) can run
     ahead of knowing which run gets them -- a search computes them for its likely winner
-    while its last trial runs -- and :func:`log_files` adds them to a run later."""
+    while its last trial runs -- and :func:`log_files` adds them to a run later.
+    ``cancelled()`` is polled between pieces of work (each permutation-importance
+    prediction, each figure): once true, :class:`EvaluationCancelled` is raised, so work for
+    a model that no longer matters stops taking a core."""
+    check = _canceller(cancelled)
     y = _check_inputs(model, task, X_valid, y_valid)
-    _, _, figures, importance = _evaluate(model, task, X_valid, y, plots=True)
+    _, _, figures, importance = _evaluate(model, task, X_valid, y, plots=True, check=check)
     files = {}
     for name, figure in figures.items():
+        check()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=100)
         figure.clear()  # frees the artists now (off-pyplot figures have nothing to close)
@@ -475,7 +486,15 @@ def _check_parent(client: MlflowClient, parent_run_id: str) -> None:
 # -- evaluation: metrics, predictions, figures --------------------------------------------------
 
 
-def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: bool = True
+def _canceller(cancelled: Callable[[], bool] | None) -> Callable[[], None]:
+    def check() -> None:
+        if cancelled is not None and cancelled():
+            raise EvaluationCancelled("the evaluation was cancelled")
+    return check
+
+
+def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: bool = True,
+              check: Callable[[], None] | None = None,
               ) -> tuple[dict[str, float], np.ndarray, dict[str, Any], dict[str, Any] | None]:
     """(final metrics, predict() output, figures by file name, importance document).
 
@@ -505,7 +524,9 @@ def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: boo
                        "roc_curve.png": roc, "pr_curve.png": pr}
     if not plots:
         return {k: float(v) for k, v in final.items()}, y_pred, figures, None
-    names, values, errors, method, label = _importance(model, task, X, y, classes)
+    check = check or _canceller(None)
+    check()
+    names, values, errors, method, label = _importance(model, task, X, y, classes, check)
     figures["feature_importance.png"] = _plots.feature_importance_figure(
         names, values, errors=errors, xlabel=label, title=f"Feature importance: {method}")
     importance = {"method": method, "unit": label,
@@ -523,9 +544,11 @@ class _Predictor:
         return self
 
 
-def _importance(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, classes: Any
+def _importance(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, classes: Any,
+                check: Callable[[], None] | None = None,
                 ) -> tuple[list[str], np.ndarray, np.ndarray | None, str, str]:
     """The model's own importances (or |coef_|) when they match the columns, else permutation."""
+    check = check or _canceller(None)
     names = [str(c) for c in X.columns]
     for attr, label in (("feature_importances_", "importance"),
                         ("coef_", "|coefficient| (depends on feature scale)")):
@@ -541,18 +564,76 @@ def _importance(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, classes:
     if len(X) > PERMUTATION_MAX_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(len(X), PERMUTATION_MAX_ROWS, replace=False))
         X, y = X.iloc[rows], y[rows]
+    split = _columnwise_split(model, X)
+    if split is not None:  # permute the transformed columns: same numbers, no re-transforming
+        model, X, order = split
     if task == "classification":
         def score(est: _Predictor, X_: pd.DataFrame, y_: np.ndarray) -> float:
+            check()
             return -skm.log_loss(y_, _proba(est.model, X_), labels=classes)
         label = "mean increase in log loss when shuffled"
     else:
         def score(est: _Predictor, X_: pd.DataFrame, y_: np.ndarray) -> float:
+            check()
             pred = _array(est.model.predict(X_)).astype(float).reshape(-1)
             return -skm.root_mean_squared_error(y_, pred)
         label = "mean increase in RMSE when shuffled"
     result = permutation_importance(_Predictor(model), X, y, scoring=score, n_repeats=3,
                                     random_state=0)
-    return names, result.importances_mean, result.importances_std, "permutation", label
+    means, stds = result.importances_mean, result.importances_std
+    if split is not None:
+        means, stds = means[order], stds[order]
+    return names, means, stds, "permutation", label
+
+
+_COLUMNWISE = ("OrdinalEncoder", "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
+
+
+def _is_columnwise(step: Any) -> bool:
+    """Each output column is a function of one input column (row by row), so shuffling an
+    input column shuffles exactly its output column."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(step, str):
+        return step in ("passthrough", "drop")
+    if isinstance(step, Pipeline):
+        return all(_is_columnwise(s) for _, s in step.steps)
+    if isinstance(step, ColumnTransformer):
+        return all(_is_columnwise(t) for _, t, _ in step.transformers_)
+    if isinstance(step, SimpleImputer):
+        return not step.add_indicator
+    return type(step).__name__ in _COLUMNWISE and type(step).__module__.startswith("sklearn.")
+
+
+def _columnwise_split(model: Any, X: pd.DataFrame) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(final estimator, transformed rows, input order of the transformed columns) for a
+    scikit-learn Pipeline whose preprocessing maps each input column to one output column;
+    None for anything else.
+
+    Why: permutation importance predicts n_columns x repeats times, and a Pipeline re-runs
+    its preprocessing (pandas column selection, encoders) on every call -- a third of the
+    time for a gradient-boosting Pipeline. Shuffling the transformed column is the same
+    experiment, and the same shuffles are drawn either way (one seed per column).
+    """
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(model, Pipeline) or len(model.steps) < 2:
+        return None
+    prep, final = model[:-1], model.steps[-1][1]
+    if not _is_columnwise(prep):
+        return None
+    try:
+        names_out = [str(n) for n in prep.get_feature_names_out()]
+        transformed = prep.transform(X)
+    except Exception:  # noqa: BLE001 - any doubt: the plain path below is always right
+        return None
+    names = [str(c) for c in X.columns]
+    if sorted(names_out) != sorted(names) or not isinstance(transformed, np.ndarray):
+        return None
+    position = {name: j for j, name in enumerate(names_out)}
+    return final, transformed, np.array([position[n] for n in names])
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -36,8 +36,12 @@ def writer(monkeypatch):
     evaluated: list[str] = []
     release = threading.Event()
 
-    def evaluate(self, checkpoint):
-        release.wait(5)
+    def evaluate(self, checkpoint, cancelled):
+        if checkpoint == "ckpt-t2":  # t2's evaluation runs until the test releases it
+            release.wait(5)
+        if cancelled():
+            evaluated.append(f"cancelled {checkpoint}")
+            raise RuntimeError("cancelled")
         evaluated.append(checkpoint)
         return f"model-of-{checkpoint}", {"roc_curve.png": b"png"}
 
@@ -59,9 +63,9 @@ def test_the_best_so_far_is_evaluated_once_no_trial_is_left_to_start_and_a_core_
     t1, t2, t3, t4 = (FakeTrial("t1", 0.60), FakeTrial("t2", 0.70), FakeTrial("t3", 0.65), FakeTrial("t4", 0.0))
     _finish(t1, [t1, t2, t3], trials_writer)  # a trial is still to be started
     _finish(t2, [t1, t2, t3, t4], trials_writer)  # all started, but t3 and t4 keep both cores busy
-    assert trials_writer._ahead is None
+    assert trials_writer._ahead == {}
     _finish(t3, [t1, t2, t3, t4], trials_writer)  # only t4 runs: a core idles
-    assert trials_writer._ahead is not None and trials_writer._ahead[0] == "t2"
+    assert list(trials_writer._ahead) == ["t2"]
     release.set()
     future = trials_writer.evaluation("t2", t2.checkpoint)  # the winner did not change: reused
     assert future.result() == ("model-of-ckpt-t2", {"roc_curve.png": b"png"})
@@ -70,7 +74,7 @@ def test_the_best_so_far_is_evaluated_once_no_trial_is_left_to_start_and_a_core_
     assert set(trials_writer.runs) == {"t1", "t2", "t3"} and trials_writer.parent == "parent-run"
 
 
-def test_a_new_winner_after_the_evaluation_ahead_is_evaluated_at_the_end(writer):
+def test_a_new_winner_after_the_evaluation_ahead_is_evaluated_as_it_finishes(writer):
     trials_writer, evaluated, release = writer
     t1, t2, t3 = FakeTrial("t1", 0.60), FakeTrial("t2", 0.62), FakeTrial("t3", 0.0)
     t4 = FakeTrial("t4", 0.0)
@@ -78,10 +82,14 @@ def test_a_new_winner_after_the_evaluation_ahead_is_evaluated_at_the_end(writer)
     _finish(t2, [t1, t2, t3, t4], trials_writer)  # t3 and t4 still run: no core idles yet
     _finish(t3, [t1, t2, t3, t4], trials_writer)
     t4.auc = 0.9
-    _finish(t4, [t1, t2, t3, t4], trials_writer)
-    release.set()
-    assert trials_writer.evaluation("t4", t4.checkpoint).result()[0] == "model-of-ckpt-t4"
-    assert evaluated[-1] == "ckpt-t4" and evaluated[0] == "ckpt-t2"
+    _finish(t4, [t1, t2, t3, t4], trials_writer)  # the new winner is evaluated at once
+    assert list(trials_writer._ahead) == ["t2", "t4"]
+    # ...without queueing behind t2's, which is still running
+    assert trials_writer.evaluation("t4", t4.checkpoint).result(timeout=5)[0] == "model-of-ckpt-t4"
+    assert evaluated == ["ckpt-t4"]
+    release.set()  # t2's evaluation was told to stop when t4 beat it
+    trials_writer._ahead["t2"][0].exception(timeout=5)
+    assert evaluated == ["ckpt-t4", "cancelled ckpt-t2"]
 
 
 def test_the_parent_run_opens_on_the_writer_thread_before_any_trial_is_logged(monkeypatch):

@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ConflictError, NotFoundError, ValidationError
 from raymlops.training import (
+    EvaluationCancelled,
     Scored,
     confusion_matrix_figure,
     ensure_experiment,
@@ -329,6 +330,20 @@ def test_evaluation_files_are_rendered_ahead_and_logged_later(settings, classifi
         log_files(settings, tracked.run_id, {"../escape.png": b"x"})
 
 
+def test_an_evaluation_stops_when_cancelled_midway():
+    X, y = make_regression(n_samples=300, n_features=4, random_state=0)
+    model = HistGradientBoostingRegressor(max_iter=10).fit(_frame(X), y)  # permutation importance
+    polls = []
+
+    def cancelled() -> bool:
+        polls.append(1)
+        return len(polls) > 3  # a few permutation predictions in
+
+    with pytest.raises(EvaluationCancelled):
+        evaluation_files(model, task="regression", X_valid=_frame(X), y_valid=y, cancelled=cancelled)
+    assert len(polls) == 4  # stopped at the first poll that said so
+
+
 def test_ensure_experiment_is_race_safe_and_refuses_deleted(settings):
     client = tracking_client(settings)
     first = ensure_experiment(client, "race", settings.artifact_location)
@@ -391,3 +406,36 @@ def test_postgres_store(tmp_path, classification):
     assert json.loads(run.data.tags["raymlops.feature_views"]) == {"flights": 2}
     assert Path(tracked.artifact_uri.removeprefix("file://")).is_relative_to(tmp_path)
     assert CLASSIFIER_ARTIFACTS <= {a.path for a in client.list_artifacts(tracked.run_id)}
+
+
+def test_permutation_importance_of_a_columnwise_pipeline_permutes_transformed_columns(monkeypatch):
+    """Same numbers as shuffling the raw columns (same shuffles), without re-transforming."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from raymlops.training import tracking
+
+    X, y = make_classification(n_samples=800, n_features=4, n_informative=3, n_redundant=0,
+                               random_state=1)
+    frame = _frame(X).assign(origin=np.where(X[:, 0] > 0, "JFK", "EWR"))
+    prep = ColumnTransformer([("cat", OrdinalEncoder(), ["origin"]),
+                              ("num", StandardScaler(), ["f_2", "f_0", "f_1", "f_3"])],
+                             verbose_feature_names_out=False)
+    model = Pipeline([("prep", prep), ("clf", HistGradientBoostingClassifier(
+        max_iter=20, categorical_features=[0]))]).fit(frame, y)
+    split = tracking._columnwise_split(model, frame)
+    assert split is not None and split[0] is model.steps[-1][1]
+    fast = tracking._importance(model, "classification", frame, y, model.classes_)
+    monkeypatch.setattr(tracking, "_columnwise_split", lambda model, X: None)
+    plain = tracking._importance(model, "classification", frame, y, model.classes_)
+    assert fast[0] == plain[0] == list(frame.columns)
+    np.testing.assert_allclose(fast[1], plain[1], atol=1e-12)
+    np.testing.assert_allclose(fast[2], plain[2], atol=1e-12)
+    assert fast[1].max() > 0.01  # the model does depend on some columns
+
+    one_hot = Pipeline([("prep", ColumnTransformer([("cat", OneHotEncoder(), ["origin"])],
+                                                   remainder="passthrough")),
+                        ("clf", LogisticRegression())]).fit(frame, y)
+    assert tracking._columnwise_split(one_hot, frame) is None  # one column -> several outputs
