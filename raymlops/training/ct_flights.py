@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from raymlops.config import Settings
-from raymlops.training.automl import SearchConfig, SearchResult, run_search
+from raymlops.training.automl import SearchConfig, SearchResult, preload_search_driver, run_search
 from raymlops.training.ct import ContinuousTrainer, CTPolicy
 from raymlops.training.flights import (
     CATEGORICAL,
@@ -37,6 +37,7 @@ def months_in(window: list[str]) -> list[int]:
 
 def flights_trainer(policy: CTPolicy, settings: Settings, features: Any = None) -> ContinuousTrainer:
     """A ContinuousTrainer over monthly flights (features resolved once, months cached)."""
+    preload_search_driver(settings)  # overlaps with the feature retrieval and the first cycle's drift
     if features is None:
         from raymlops.features.client import FeatureStoreClient
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticEr
 
 from raymlops.config import Settings
 from raymlops.exceptions import ConfigError, ValidationError
-from raymlops.training.automl import SearchConfig, SearchResult, run_search
+from raymlops.training.automl import SearchConfig, SearchResult, preload_search_driver, run_search
 
 __all__ = ["DataWindow", "TrainConfig", "load_train_config", "split_by_time", "train"]
 
@@ -59,6 +59,7 @@ def train(config: TrainConfig, settings: Settings, on_trial: Any = None,
     from raymlops.features.client import FeatureStoreClient
     from raymlops.training.flights import ENTITY_TIMESTAMP, SERVICE, flights_frame, train_data
 
+    preload_search_driver(settings)  # overlaps with the feature retrieval
     features = FeatureStoreClient.connect(settings).historical_features(SERVICE)
     frame = flights_frame(features, config.data.months)
     train_rows, valid_rows = split_by_time(frame, config.data.valid_fraction, ENTITY_TIMESTAMP)

@@ -105,3 +105,24 @@ def test_the_parent_run_opens_on_the_writer_thread_before_any_trial_is_logged(mo
     trials.drain()
     trials.close()
     assert order == ["raymlops-trial-log", "log p-1"] and trials.parent == "p-1"
+
+
+def test_preloading_the_search_driver_opens_the_store_and_never_raises(tmp_path, monkeypatch):
+    import sys
+
+    from raymlops.config import load_settings
+
+    settings = load_settings(storage_root=tmp_path / "root")
+    automl.preload_search_driver(settings).join(timeout=60)
+    assert "raymlops.training.tracking" in sys.modules and "skops.io" in sys.modules
+    assert any(tmp_path.rglob("*.db"))  # MLflow's SQLite store exists (tables made once)
+
+    def broken(settings):
+        raise RuntimeError("store unreachable")
+
+    monkeypatch.setattr(sys.modules["raymlops.training.tracking"], "tracking_client", broken)
+    escaped: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
+    thread = automl.preload_search_driver(settings)  # logs at debug level, raises nothing
+    thread.join(timeout=60)
+    assert not thread.is_alive() and escaped == []
