@@ -48,12 +48,10 @@ def optuna_search(data, trials: int, seed: int) -> tuple[float, float]:
     return time.perf_counter() - started, study.best_value
 
 
-def overhead_per_trial(path: str, wall: float, parallel: int, trials: int) -> float:
-    """(wall x parallel trials - the trials' own training seconds) / trials."""
-    from ray import tune
-
-    compute = float(tune.ExperimentAnalysis(path).dataframe()["time_total_s"].sum())
-    return (wall * parallel - compute) / trials
+def overhead_per_trial(grid, wall: float, parallel: int, trials: int) -> float:
+    """(wall x parallel trials - the trials' own training seconds) / trials; ``grid`` is the
+    search's ExperimentAnalysis dataframe."""
+    return (wall * parallel - float(grid["time_total_s"].sum())) / trials
 
 
 def main() -> None:
@@ -90,7 +88,7 @@ def main() -> None:
     grid = tune.ExperimentAnalysis(result.path).dataframe()
     compute = float(grid["time_total_s"].sum())
     parallel = min(cpus, args.trials)
-    overhead = overhead_per_trial(result.path, tune_wall, parallel, args.trials)
+    overhead = overhead_per_trial(grid, tune_wall, parallel, args.trials)
     # Where it goes: before the first trial starts (MLflow parent run, Tune's start, the first
     # worker), between first start and last end (per trial), after (best trial's evaluation).
     first_start = float((grid["timestamp"] - grid["time_total_s"]).min())
@@ -112,7 +110,8 @@ def main() -> None:
         seeded_wall = time.perf_counter() - t0
         o_wall, o_best = optuna_search(data, args.trials, seed=seed)
         sweep.append((seed, seeded.best_metric, o_best, seeded_wall, o_wall, seeded.repeats_answered,
-                      overhead_per_trial(seeded.path, seeded_wall, parallel, args.trials)))
+                      overhead_per_trial(tune.ExperimentAnalysis(seeded.path).dataframe(), seeded_wall,
+                                         parallel, args.trials)))
         print(f"seed {seed}: raymlops {seeded.best_metric:.4f} ({seeded_wall:.1f} s), "
               f"optuna {o_best:.4f} ({o_wall:.1f} s)")
     mean_ours = sum(r[1] for r in sweep) / len(sweep)

@@ -28,7 +28,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,16 +107,18 @@ EXAMPLE_ROWS = 5  # rows of the input example (and its predictions) a trial's ru
 
 
 def _save(model: Any, family: str, step: int, metrics: list[dict[str, float]], folder: Path,
-          example_predictions: list[Any]) -> None:
+          scores: dict[str, float], example_predictions: list[Any]) -> None:
     """The model (skops / state_dict) and what the trial's MLflow run needs without it:
-    per-step scores, the predictions of the example rows, the model's class."""
+    per-step metrics, this step's validation scores, the predictions of the example rows,
+    the model's class."""
     from raymlops.registry.formats import serialize
 
     data, meta = serialize(model, task="classification")
     (folder / "model.bin").write_bytes(data)
     (folder / "meta.json").write_text(meta.to_json())
     (folder / "state.json").write_text(json.dumps({
-        "family": family, "step": step, "metrics": metrics, "example_predictions": example_predictions,
+        "family": family, "step": step, "metrics": metrics, "scores": scores,
+        "example_predictions": example_predictions,
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}))
 
 
@@ -157,7 +159,7 @@ def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, 
             scores, predicted = validation_scores(model, family, data)
             history.append({**scores, **extra})
             with tempfile.TemporaryDirectory() as tmp:
-                _save(model, family, step, history, Path(tmp), predicted[:EXAMPLE_ROWS].tolist())
+                _save(model, family, step, history, Path(tmp), scores, predicted[:EXAMPLE_ROWS].tolist())
                 tune.report({**scores, "step": step, "resumed_from": start_step,
                              "done_steps": total, "gpus": float(len(ray.get_gpu_ids())), **extra},
                             checkpoint=tune.Checkpoint.from_directory(tmp))
@@ -212,8 +214,9 @@ class _MlflowTrials:
     Logging runs on one background thread: Tune calls ``on_trial_complete`` from its control
     loop, and a synchronous MLflow write there (~0.1-0.3 s on SQLite) held up the next trial's
     start every time. The run is written from the trial's own scores (its checkpoint's
-    state.json), never by loading the model back. The first job on that thread opens the
-    search's parent run, so Tune starts meanwhile. ``drain()`` waits for every queued trial.
+    state.json), never by loading the model back. The search's parent run is opened on that
+    thread just before the first trial is logged, so it does not compete with Tune's start.
+    ``drain()`` waits for every queued trial.
 
     The best trial's figures and feature importance (seconds of work) are computed ahead:
     once no trial is left to start and a core has gone idle, the best finished trial so far is
@@ -222,7 +225,7 @@ class _MlflowTrials:
     teardown); the search's end uses the winner's (see :meth:`evaluation`).
     """
 
-    def __init__(self, settings: Settings, experiment: str, open_parent: Any, data: TrainData,
+    def __init__(self, settings: Settings, experiment: str, open_parent: Callable[[], str], data: TrainData,
                  data_window: tuple[str, str] | None, feature_views: dict[str, int], *,
                  num_samples: int | None = None, concurrency: int = 1) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -237,9 +240,8 @@ class _MlflowTrials:
         # Two: a new winner's evaluation must not queue behind a running one for an older
         # winner (the search ends on whoever finished last; by then both cores are free).
         self._evaluator = ThreadPoolExecutor(max_workers=2, thread_name_prefix="raymlops-best-eval")
-        self._open_parent = open_parent if callable(open_parent) else None
+        self._open_parent = open_parent
         self._parent: Any = None  # future of the parent run's id, once asked for
-        self._parent_id = None if callable(open_parent) else str(open_parent)
         self._pending: list[Any] = []
         self._best: _FinishedTrial | None = None  # best finished trial so far
         self._ahead: dict[str, tuple[Any, threading.Event]] = {}  # trial_id -> (future, cancel)
@@ -248,9 +250,7 @@ class _MlflowTrials:
     @property
     def parent(self) -> str:
         """The parent run's id (waits for the writer thread to have opened it)."""
-        if self._parent_id is None:
-            self._parent_id = self._opening_parent().result()
-        return self._parent_id
+        return self._opening_parent().result()
 
     def _opening_parent(self) -> Any:
         """Open the parent run on the writer thread, once: when the first trial is logged,
@@ -266,8 +266,7 @@ class _MlflowTrials:
         if snapshot.metric is not None and snapshot.checkpoint is not None and (
                 self._best is None or snapshot.metric > self._best.metric):
             self._best = snapshot
-        if self._parent_id is None:
-            self._opening_parent()
+        self._opening_parent()
         self._pending.append(self._writer.submit(self._log_and_tell, snapshot))
         if trials is not None and not self._tail:
             self._tail = self._last_trials_running(trials, trial)
@@ -336,11 +335,10 @@ class _MlflowTrials:
         with ckpt.as_directory() as folder:
             state = read_state(folder)
         family, history = state["family"], state["metrics"]
-        scores = {k: v for k, v in history[-1].items() if k in _SCORE_NAMES}
         run = log_training_run(
             self.settings, experiment=self.experiment, model=None, task="classification",
             X_valid=self.data.X_valid[self.data.columns_for(family)], y_valid=self.data.y_valid,
-            scored=Scored(scores, state["example_predictions"], state["model_class"]),
+            scored=Scored(state["scores"], state["example_predictions"], state["model_class"]),
             params=dict(trial.config), step_metrics=history, data_window=self.window, plots=False,
             feature_views=self.views, parent_run_id=self.parent, run_name=f"trial-{trial.trial_id}",
             input_example_rows=EXAMPLE_ROWS,
@@ -348,9 +346,6 @@ class _MlflowTrials:
                   "raymlops.steps": str(state["step"])},
         )
         self.runs[trial.trial_id] = run.run_id
-
-
-_SCORE_NAMES = ("log_loss", "accuracy", "roc_auc", "pr_auc", "f1", "brier")
 
 
 class _Space:
@@ -439,7 +434,7 @@ def preload_search_driver(settings: Settings) -> threading.Thread:
 
             import_skops()
             tracking_client(settings).search_experiments(max_results=1)
-        except Exception:  # noqa: BLE001 - a warm-up; the search reports real errors itself
+        except Exception:  # a warm-up: the search reports real errors itself
             logging.getLogger(__name__).debug("preloading the search driver failed", exc_info=True)
 
     thread = threading.Thread(target=load, name="raymlops-preload-search", daemon=True)
@@ -637,7 +632,7 @@ def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings:
     experiment = ensure_experiment(client, config.experiment, str(settings.artifact_location))
     parent = client.create_run(experiment.experiment_id, run_name=f"{Path(path).name}-resumed",
                                tags={"raymlops.search": Path(path).name, "raymlops.resumed": "true"})
-    trials = _MlflowTrials(settings, config.experiment, parent.info.run_id, data,
+    trials = _MlflowTrials(settings, config.experiment, lambda: parent.info.run_id, data,
                            kwargs.get("data_window"), kwargs.get("feature_views") or {})
     tuner = tune.Tuner.restore(path, trainable=_trainable(config, data), resume_errored=True)
     with _no_default_loggers():

@@ -168,13 +168,10 @@ def log_training_run(
     signature's predictions are the caller's, and no model is called.
     """
     _check_experiment_name(experiment)
-    if scored is not None:
-        if model is not None or plots:
-            raise ValidationError("pass either a model or its scores (with plots=False), not both",
-                                  field="scored")
-        y = _check_inputs(_ScoredModel(), task, X_valid, y_valid)
-    else:
-        y = _check_inputs(model, task, X_valid, y_valid)
+    if scored is not None and (model is not None or plots):
+        raise ValidationError("pass either a model or its scores (with plots=False), not both",
+                              field="scored")
+    y = _check_inputs(model, task, X_valid, y_valid, model_given=scored is None)
     if type(input_example_rows) is not int or input_example_rows < 1:
         raise ValidationError(f"input_example_rows must be a positive int, got "
                               f"{input_example_rows!r}", field="input_example_rows")
@@ -215,7 +212,7 @@ def log_training_run(
             documents["feature_importance.json"] = importance
         if truncated:
             documents["params.json"] = full_params
-        artifacts = _log_artifacts(client, run_id, figures, documents)
+        artifacts = _upload(client, run_id, _files(figures, documents))
     except BaseException as exc:
         _end_failed(client, run_id, exc)
         raise
@@ -251,15 +248,7 @@ def evaluation_files(model: Any, *, task: Task, X_valid: pd.DataFrame, y_valid: 
     check = _canceller(cancelled)
     y = _check_inputs(model, task, X_valid, y_valid)
     _, _, figures, importance = _evaluate(model, task, X_valid, y, plots=True, check=check)
-    files = {}
-    for name, figure in figures.items():
-        check()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100)
-        figure.clear()  # frees the artists now (off-pyplot figures have nothing to close)
-        files[name] = buffer.getvalue()
-    files["feature_importance.json"] = json.dumps(importance, indent=2, default=str).encode()
-    return files
+    return _files(figures, {"feature_importance.json": importance}, check)
 
 
 def log_files(settings: Settings, run_id: str, files: Mapping[str, bytes]) -> list[str]:
@@ -267,20 +256,7 @@ def log_files(settings: Settings, run_id: str, files: Mapping[str, bytes]) -> li
     for name in files:
         if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
             raise ValidationError(f"artifact file name {name!r} must be a plain file name", field="files")
-    with tempfile.TemporaryDirectory(prefix="raymlops-run-") as tmp:
-        for name, content in files.items():
-            (Path(tmp) / name).write_bytes(content)
-        tracking_client(settings).log_artifacts(run_id, tmp)
-    return sorted(files)
-
-
-class _ScoredModel:
-    """Stands in for the model when its scores were computed elsewhere (input checks only)."""
-
-    def predict(self, X: Any) -> None:  # never called
-        raise NotImplementedError
-
-    predict_proba = predict
+    return _upload(tracking_client(settings), run_id, files)
 
 
 def _check_scored(scored: Any, example_rows: int, valid_rows: int) -> np.ndarray:
@@ -303,12 +279,14 @@ def _check_scored(scored: Any, example_rows: int, valid_rows: int) -> np.ndarray
     return predictions
 
 
-def _check_inputs(model: Any, task: Any, X_valid: Any, y_valid: Any) -> np.ndarray:
-    """The validation set and model fit together; returns ``y_valid`` as a 1-D array."""
+def _check_inputs(model: Any, task: Any, X_valid: Any, y_valid: Any, model_given: bool = True) -> np.ndarray:
+    """The validation set and model fit together; returns ``y_valid`` as a 1-D array.
+    ``model_given=False``: the scores come from elsewhere, only the data is checked."""
     if task not in ("classification", "regression"):
         raise ValidationError(f"task must be 'classification' or 'regression', got {task!r}",
                               field="task")
-    for method in ("predict", "predict_proba") if task == "classification" else ("predict",):
+    methods = ("predict", "predict_proba") if task == "classification" else ("predict",)
+    for method in methods if model_given else ():
         if not callable(getattr(model, method, None)):
             raise ValidationError(f"a {task} model needs a {method}() method; "
                                   f"{type(model).__name__} has none", field="model")
@@ -493,8 +471,11 @@ def _canceller(cancelled: Callable[[], bool] | None) -> Callable[[], None]:
     return check
 
 
+_not_cancelled = _canceller(None)
+
+
 def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: bool = True,
-              check: Callable[[], None] | None = None,
+              check: Callable[[], None] = _not_cancelled,
               ) -> tuple[dict[str, float], np.ndarray, dict[str, Any], dict[str, Any] | None]:
     """(final metrics, predict() output, figures by file name, importance document).
 
@@ -524,7 +505,6 @@ def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: boo
                        "roc_curve.png": roc, "pr_curve.png": pr}
     if not plots:
         return {k: float(v) for k, v in final.items()}, y_pred, figures, None
-    check = check or _canceller(None)
     check()
     names, values, errors, method, label = _importance(model, task, X, y, classes, check)
     figures["feature_importance.png"] = _plots.feature_importance_figure(
@@ -545,10 +525,9 @@ class _Predictor:
 
 
 def _importance(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, classes: Any,
-                check: Callable[[], None] | None = None,
+                check: Callable[[], None] = _not_cancelled,
                 ) -> tuple[list[str], np.ndarray, np.ndarray | None, str, str]:
     """The model's own importances (or |coef_|) when they match the columns, else permutation."""
-    check = check or _canceller(None)
     names = [str(c) for c in X.columns]
     for attr, label in (("feature_importances_", "importance"),
                         ("coef_", "|coefficient| (depends on feature scale)")):
@@ -652,18 +631,28 @@ def _log_batches(client: MlflowClient, run_id: str, *, params: Sequence[Param] =
         client.log_batch(run_id, metrics=list(metrics[i : i + _BATCH_METRICS]), synchronous=True)
 
 
-def _log_artifacts(client: MlflowClient, run_id: str, figures: Mapping[str, Any],
-                   documents: Mapping[str, Any]) -> list[str]:
+def _files(figures: Mapping[str, Any], documents: Mapping[str, Any],
+           check: Callable[[], None] = _not_cancelled) -> dict[str, bytes]:
+    """Figures as PNG and documents as JSON, by file name (``check()`` before each figure)."""
+    files = {}
+    for name, figure in figures.items():
+        check()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100)
+        figure.clear()  # frees the artists now (off-pyplot figures have nothing to close)
+        files[name] = buffer.getvalue()
+    for name, document in documents.items():
+        files[name] = json.dumps(document, indent=2, default=str).encode()
+    return files
+
+
+def _upload(client: MlflowClient, run_id: str, files: Mapping[str, bytes]) -> list[str]:
     """Write every file into one temp folder and upload it in one call; return the names."""
     with tempfile.TemporaryDirectory(prefix="raymlops-run-") as tmp:
-        folder = Path(tmp)
-        for name, figure in figures.items():
-            figure.savefig(folder / name, dpi=100)
-            figure.clear()  # frees the artists now (off-pyplot figures have nothing to close)
-        for name, document in documents.items():
-            (folder / name).write_text(json.dumps(document, indent=2, default=str))
-        client.log_artifacts(run_id, str(folder))
-        return sorted(p.name for p in folder.iterdir())
+        for name, content in files.items():
+            (Path(tmp) / name).write_bytes(content)
+        client.log_artifacts(run_id, tmp)
+    return sorted(files)
 
 
 def _end_failed(client: MlflowClient, run_id: str, exc: BaseException) -> None:

@@ -47,7 +47,7 @@ def writer(monkeypatch):
 
     monkeypatch.setattr(automl._MlflowTrials, "_log", lambda self, trial: self.runs.update({trial.trial_id: "run"}))
     monkeypatch.setattr(automl._MlflowTrials, "_evaluate", evaluate)
-    trials = automl._MlflowTrials(None, "exp", "parent-run", None, None, {}, num_samples=4, concurrency=2)
+    trials = automl._MlflowTrials(None, "exp", lambda: "parent-run", None, None, {}, num_samples=4, concurrency=2)
     yield trials, evaluated, release
     release.set()
     trials.close()
