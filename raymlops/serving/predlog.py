@@ -50,7 +50,10 @@ class PredictionLog:
         self.max_pending_rows = max_pending_rows
         self._pending: list[tuple[pd.DataFrame, np.ndarray, int, float, str, float]] = []
         self._pending_rows = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the pending list: held for microseconds
+        # held for a whole flush, so a flush returns only once every row recorded before it
+        # is on disk, even rows the timer thread took a moment earlier and is still writing
+        self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._seq = 0
@@ -90,6 +93,16 @@ class PredictionLog:
         self.flush()
 
     def flush(self) -> list[Path]:
+        """Write what is pending; on return, every row recorded before the call is on disk.
+
+        Why the flush lock: without it, a caller's flush that found the list empty because the
+        timer thread had just taken it returned before that thread's file existed, and a reader
+        right after (a test, a drift job after ``flush_log``) missed those rows.
+        """
+        with self._flush_lock:
+            return self._flush_pending()
+
+    def _flush_pending(self) -> list[Path]:
         with self._lock:
             pending, self._pending, self._pending_rows = self._pending, [], 0
         if not pending:

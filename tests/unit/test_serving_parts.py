@@ -150,6 +150,35 @@ def test_prediction_log_writes_parquet_off_the_request_path(tmp_path: Path) -> N
     assert not list(prediction_log_dir(tmp_path, "m").rglob(".*.tmp"))
 
 
+def test_a_flush_waits_for_the_timer_threads_write_in_flight(tmp_path: Path) -> None:
+    """``flush_log`` then read must see every row, even rows the timer took a moment before."""
+    import threading
+
+    log = PredictionLog(tmp_path, "m", "w1", flush_s=3600)
+    taken, release = threading.Event(), threading.Event()
+    real_write = log._write
+
+    def slow_write(version: int, items: list) -> Path:
+        taken.set()  # the timer has taken the pending rows and is writing them
+        release.wait(10)
+        return real_write(version, items)
+
+    log._write = slow_write  # type: ignore[method-assign]
+    log.record(pd.DataFrame({"x": [1.0]}), np.array([0]), 1, 1.0, "a")
+    timer = threading.Thread(target=log.flush)
+    timer.start()
+    assert taken.wait(10)
+    caller = threading.Thread(target=log.flush)
+    caller.start()
+    caller.join(0.3)
+    assert caller.is_alive()  # the caller's flush waits for the write in flight ...
+    release.set()
+    caller.join(10)
+    timer.join(10)
+    rows = ds.dataset(prediction_log_dir(tmp_path, "m"), partitioning="hive").to_table()
+    assert rows.column("_request_id").to_pylist() == ["a"]  # ... so the row is there after it
+
+
 def test_prediction_log_counts_a_failed_write_and_keeps_going(tmp_path: Path) -> None:
     blocker = tmp_path / "predictions"
     blocker.write_text("a file where the folder should be")
