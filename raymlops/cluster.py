@@ -15,7 +15,8 @@ Each step is idempotent, so running ``up`` twice attaches the second time and cr
 from __future__ import annotations
 
 import os
-import threading
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,12 +181,11 @@ def init(
             )
             # The head's start is a subprocess this driver only waits for: meanwhile create
             # MLflow's schema, which the registry actor would otherwise do on the critical path.
-            prepare = threading.Thread(target=_prepare_tracking_store, args=(settings,), daemon=True)
-            if wait:  # without waiting, nobody is held up by the schema: don't compete for CPU
-                prepare.start()
+            # Without waiting, nobody is held up by the schema: don't compete for CPU.
+            prepare = _prepare_tracking_store(settings) if wait else None
             state = _head.start_head(settings, extra_args=args, extra_env=env)
-            if wait:
-                prepare.join(timeout=60)
+            if prepare is not None:
+                _finish(prepare, timeout_s=60)
             target, started_head = state.gcs_address, True
             state.save(settings.state_dir)
         dashboard = _connect(settings, target)
@@ -203,14 +203,28 @@ def init(
     )
 
 
-def _prepare_tracking_store(settings: Settings) -> None:
-    """Create (migrate) MLflow's database if needed; failures are left for the registry to report."""
-    try:
-        from mlflow.tracking import MlflowClient
+def _prepare_tracking_store(settings: Settings) -> subprocess.Popen:
+    """Start creating (migrating) MLflow's database in a child process; see :func:`_finish`.
 
-        MlflowClient(settings.tracking_uri, settings.tracking_uri).search_registered_models(max_results=1)
-    except Exception:  # noqa: BLE001
-        return
+    Why a child process and not a thread: once MLflow is imported, tearing the interpreter
+    down takes 0.4-0.8 s, which every ``raymlops up`` paid on exit just for this. Its failures
+    are left for the registry actor to report; its output goes to the state folder's log.
+    """
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.state_dir / "tracking-store-prepare.log", "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "raymlops.registry.prepare_store", settings.tracking_uri],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+
+def _finish(process: subprocess.Popen, timeout_s: float) -> None:
+    """Wait for a helper process; one that hangs is killed (the registry then does the work)."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_for_job_agent(timeout_s: float) -> None:

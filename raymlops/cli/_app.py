@@ -86,3 +86,22 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         raise
+    finally:
+        _disconnect_from_ray()
+
+
+def _disconnect_from_ray() -> None:
+    """Leave the cluster now rather than in Ray's exit hook.
+
+    Why: the hook sleeps 0.5 s first so that worker logs streamed to the driver finish
+    printing. raymlops connects with ``log_to_driver=False`` (``cluster._connect``), so there
+    is nothing to wait for, and every command that touched the cluster paid half a second on
+    exit (``raymlops up`` measured 0.85 s in the hook against 0.35 s called directly).
+    """
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    try:
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - the command's own outcome is what the caller sees
+        return

