@@ -97,6 +97,33 @@ def test_stop_head_only_acts_on_what_it_started(tmp_path: Path) -> None:
     assert _head.stop_head(attached) == 0  # never signals a group it did not start
 
 
+def test_stop_head_terms_then_kills_its_group_and_counts_zombies_as_gone(tmp_path: Path) -> None:
+    """A group like a head's: one process leaves on SIGTERM, one ignores it (as the raylet
+    did); both are gone when ``stop_head`` returns, without waiting for anyone to reap them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    code = ("import signal, subprocess, sys, time;"
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)")
+    leader = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(_head._group_members(leader.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    members = _head._group_members(leader.pid)
+    assert len(members) == 2
+    state = _head.HeadState(True, "127.0.0.1:1", None, pgid=leader.pid)
+    assert _head.stop_head(state, timeout_s=0.5) == 2
+    # the leader ignored SIGTERM and was killed; nobody has reaped it yet: a zombie, and gone
+    assert psutil.Process(leader.pid).status() == psutil.STATUS_ZOMBIE
+    assert _head._wait_gone(members, timeout_s=0) == []
+    assert leader.wait(timeout=5) == -signal.SIGKILL
+
+
 def test_fake_cluster_config_points_provider_at_our_gcs(tmp_path: Path) -> None:
     settings = load_settings(storage_root=tmp_path, gcs_port=6411)
     args, env = _head.fake_cluster_config(settings, REPO / "cluster" / "local.yaml")
