@@ -61,12 +61,14 @@ def main() -> None:
     """Console entry point: typed errors print one clear line and exit 1, no traceback.
 
     Ray prints cluster warnings ("(raylet) WARNING ...") with plain ``print`` in any driver;
-    they go to stderr here so that ``--json`` output on stdout stays parseable.
+    they go to stderr here so that ``--json`` output on stdout stays parseable. Help is the
+    exception: it touches no cluster and belongs on stdout (``raymlops --help | less``).
     """
     global _OUT
     _OUT = sys.stdout
     console.file = sys.stdout
-    sys.stdout = sys.stderr
+    if not _asks_for_help(sys.argv[1:]):
+        sys.stdout = sys.stderr
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
@@ -77,17 +79,31 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        if isinstance(exc, _click_exception_base()):  # usage errors: usage + one line, exit 2
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Exit" and isinstance(getattr(exc, "exit_code", None), int):
+            sys.exit(exc.exit_code)  # older typer lets click's Exit through
         raise
     finally:
         _disconnect_from_ray()
+
+
+def _asks_for_help(args: list[str]) -> bool:
+    """``--help`` anywhere, or no arguments at all (the root prints its help then)."""
+    return not args or "--help" in args
+
+
+def _click_exception_base() -> type[Exception]:
+    """Click's exception base as this typer raises it.
+
+    Why not ``click.ClickException``: typer 0.2x vendors click as ``typer._click``, so a
+    mistyped command raised a class the ``click`` package does not know and printed a
+    traceback. Older typer uses ``click`` itself. ``typer.BadParameter`` derives from the
+    right base either way.
+    """
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 
 
 def _disconnect_from_ray() -> None:

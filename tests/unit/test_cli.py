@@ -74,6 +74,59 @@ def test_bad_setting_is_one_clear_line(tmp_path, monkeypatch) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("shutdown_fails", [False, True])
+def test_the_cli_leaves_ray_itself_and_keeps_the_commands_exit_code(
+        tmp_path, monkeypatch, shutdown_fails: bool) -> None:
+    """Ray's exit hook sleeps 0.5 s for driver logs raymlops never streams: main() disconnects
+    first; a failing disconnect never changes what the command returned."""
+    import sys
+    import types
+
+    from rich.console import Console
+
+    from raymlops.cli import _app
+
+    calls: list[str] = []
+
+    def shutdown() -> None:
+        calls.append("shutdown")
+        if shutdown_fails:
+            raise RuntimeError("GCS gone")
+
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: True, shutdown=shutdown)
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    monkeypatch.setattr(sys, "argv", ["raymlops", "--storage-root", str(tmp_path), "down"])
+    # main() swaps stdout and remembers the real one: all restored after the test
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    monkeypatch.setattr(_app, "_OUT", _app._OUT)
+    monkeypatch.setattr(_app, "console", Console())  # a throwaway one for main() to point
+    _app.main()  # `down` with nothing started: returns normally, exit code 0
+    assert calls == ["shutdown"]
+    monkeypatch.setattr(sys, "argv", ["raymlops", "no-such-command"])
+    with pytest.raises(SystemExit) as info:
+        _app.main()
+    assert info.value.code == 2 and calls == ["shutdown", "shutdown"]
+
+
+def test_usage_errors_are_usage_not_tracebacks_and_help_goes_to_stdout(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from raymlops.cli import main; main()",
+                               *args], capture_output=True, text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+
+    for args, words in ((["no-such-command"], "No such command"), (["up", "--bogus"],
+                                                                     "No such option")):
+        proc = run(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert words in proc.stderr and "Usage:" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    helped = run("models", "--help")
+    assert helped.returncode == 0 and "models [OPTIONS] COMMAND" in helped.stdout  # not stderr
+
+
 def test_render_status_shows_every_section(capsys) -> None:
     report = {
         "running": True,
