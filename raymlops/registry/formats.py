@@ -21,11 +21,14 @@ import io
 import json
 import zipfile
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from raymlops.exceptions import SchemaMismatchError, UnsafeArtifactError, ValidationError
+
+if TYPE_CHECKING:  # annotations only: pandas is imported where frames are built
+    import pandas as pd
 
 __all__ = [
     "DATA_FILES",

@@ -133,7 +133,7 @@ def train_steps(
     if family not in FAMILIES:
         raise ValidationError(f"unknown model family {family!r}; known: {list(FAMILIES)}", field="family")
     total = max_steps(family, steps)
-    X, Xv = data.X_train[data.columns_for(family)], data.X_valid[data.columns_for(family)]
+    X = data.X_train[data.columns_for(family)]
     if family == "mlp":
         yield from _mlp_steps(params, X, data.y_train, total, seed, start_model, start_step)
         return
