@@ -90,10 +90,13 @@ def _one_vs_rest(
         labels = np.unique(y_true)
     if scores.shape[1] == 2:
         return [(f"positive={labels[1]}", (y_true == labels[1]).astype(int), scores[:, 1])]
-    return [
-        (f"class {label}", (y_true == label).astype(int), scores[:, k])
-        for k, label in enumerate(list(labels)[:MAX_CURVES])
+    # a class absent from y_true (or the only one in it) has no curve: its rates are 0/0
+    curves = [
+        (f"class {label}", truth, scores[:, k])
+        for k, label in enumerate(list(labels))
+        if 0 < (truth := (y_true == label).astype(int)).sum() < len(truth)
     ]
+    return curves[:MAX_CURVES]
 
 
 def roc_pr_figures(
@@ -103,7 +106,8 @@ def roc_pr_figures(
 
     ``scores`` is the positive-class probability (1-D) or ``predict_proba``'s matrix, whose
     columns follow ``labels`` (the model's ``classes_``). With more than two classes each
-    figure shows one one-vs-rest curve per class (at most :data:`MAX_CURVES`).
+    figure shows one one-vs-rest curve per class present in ``y_true`` (at most
+    :data:`MAX_CURVES`).
     """
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
     curves = _one_vs_rest(y_true, scores, labels)

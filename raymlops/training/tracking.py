@@ -48,9 +48,9 @@ from sklearn.inspection import permutation_importance
 from raymlops.config import Settings
 from raymlops.exceptions import ConflictError, NotFoundError, ValidationError
 from raymlops.training import plots as _plots
-from raymlops.training.scores import as_array as _array
-from raymlops.training.scores import classification_metrics as _classification_metrics
-from raymlops.training.scores import probabilities as _proba
+from raymlops.training.objectives import as_array as _array
+from raymlops.training.objectives import log_loss, task_scores, with_unseen_classes
+from raymlops.training.objectives import probabilities as _proba
 
 __all__ = [
     "TAG_DATA_WINDOW_END",
@@ -156,8 +156,10 @@ def log_training_run(
 
     ``step_metrics[i]`` holds step ``i``'s metrics (an epoch, a boosting iteration), logged
     with ``step=i``. Final metrics are computed here from ``model`` on the validation set
-    (classification: roc_auc, pr_auc, log_loss, accuracy, f1, brier; regression: rmse, mae,
-    r2) so every training path reports them the same way; they are logged at the last step.
+    (every metric :func:`raymlops.training.objectives.metrics_for` lists for the task: a
+    classifier of two classes gets the binary set -- roc_auc, pr_auc, log_loss, accuracy, f1,
+    f1_macro, brier --, of more the multiclass one, without f1; a regressor rmse, mae, r2) so
+    every training path reports them the same way; they are logged at the last step.
     Only ``predict`` (and ``predict_proba`` for classifiers) is called on ``model``.
     ``parent_run_id`` nests the run (MLflow's ``mlflow.parentRunId`` tag), e.g. a trial under
     its sweep. Bad input raises :class:`ValidationError` before anything is written; a missing
@@ -321,7 +323,9 @@ def _check_inputs(model: Any, task: Any, X_valid: Any, y_valid: Any, model_given
                               field="y_valid")
     known = getattr(model, "classes_", None)
     unknown = set(present.tolist()) - set(np.asarray(known).tolist()) if known is not None else ()
-    if unknown:
+    # A binary model asked about a third label was handed mis-coded labels; a multiclass one
+    # may meet a rare class only in validation, scored as the misses it gets (objectives).
+    if unknown and known is not None and len(known) <= 2:
         raise ValidationError(f"y_valid has classes {sorted(map(str, unknown))} the model never "
                               f"saw (model.classes_ = {np.asarray(known).tolist()})",
                               field="y_valid")
@@ -485,8 +489,7 @@ def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: boo
     y_pred = _array(model.predict(X)).reshape(len(X), -1).squeeze(axis=1)
     if task == "regression":
         y_pred = y_pred.astype(float)
-        final = {"rmse": skm.root_mean_squared_error(y, y_pred),
-                 "mae": skm.mean_absolute_error(y, y_pred), "r2": skm.r2_score(y, y_pred)}
+        final = task_scores("regression", y, y_pred)
         figures = {"residuals.png": _plots.residual_figure(y, y_pred)} if plots else {}
         classes = None
     else:
@@ -497,11 +500,13 @@ def _evaluate(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, plots: boo
             raise ValidationError(f"predict_proba returned shape {proba.shape}, expected "
                                   f"({len(X)}, {len(classes)}) for classes {classes.tolist()}",
                                   field="model")
-        final = _classification_metrics(y, y_pred, proba, classes)
+        # two classes: the binary metrics (f1 of classes[1]); more: the multiclass ones
+        final = task_scores("binary" if len(classes) == 2 else "multiclass", y, y_pred, proba, classes)
         figures = {}
         if plots:
             roc, pr = _plots.roc_pr_figures(y, proba, labels=list(classes))
-            figures = {"confusion_matrix.png": _plots.confusion_matrix_figure(y, y_pred, labels=classes),
+            shown = with_unseen_classes(y, proba, classes)[1]  # a class unseen in training has a row too
+            figures = {"confusion_matrix.png": _plots.confusion_matrix_figure(y, y_pred, labels=list(shown)),
                        "roc_curve.png": roc, "pr_curve.png": pr}
     if not plots:
         return {k: float(v) for k, v in final.items()}, y_pred, figures, None
@@ -549,7 +554,7 @@ def _importance(model: Any, task: Task, X: pd.DataFrame, y: np.ndarray, classes:
     if task == "classification":
         def score(est: _Predictor, X_: pd.DataFrame, y_: np.ndarray) -> float:
             check()
-            return -skm.log_loss(y_, _proba(est.model, X_), labels=classes)
+            return -log_loss(y_, *with_unseen_classes(y_, _proba(est.model, X_), classes))
         label = "mean increase in log loss when shuffled"
     else:
         def score(est: _Predictor, X_: pd.DataFrame, y_: np.ndarray) -> float:

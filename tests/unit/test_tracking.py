@@ -92,6 +92,7 @@ def test_classifier_run_records_params_metrics_lineage_and_plots(settings, class
         "log_loss": skm.log_loss(y_valid, model.predict_proba(X_valid)),
         "accuracy": skm.accuracy_score(y_valid, pred),
         "f1": skm.f1_score(y_valid, pred),
+        "f1_macro": skm.f1_score(y_valid, pred, average="macro"),
         "brier": skm.brier_score_loss(y_valid, proba),
     }
     assert tracked.metrics == pytest.approx(expected)
@@ -166,10 +167,48 @@ def test_multiclass_with_string_labels(settings):
                            for k, c in enumerate(model.classes_)]),
         "log_loss": skm.log_loss(y_valid, proba, labels=model.classes_),
         "accuracy": skm.accuracy_score(y_valid, pred),
-        "f1": skm.f1_score(y_valid, pred, average="macro"),
+        "f1_macro": skm.f1_score(y_valid, pred, average="macro"),  # f1 of one class is binary only
         "brier": skm.brier_score_loss(y_valid, proba, labels=model.classes_),
     })
     assert CLASSIFIER_ARTIFACTS <= set(tracked.artifacts)
+
+
+def test_multiclass_evaluation_when_classes_are_missing_on_either_side(settings, monkeypatch):
+    """A class only in validation (never trained on) is scored as misses and has its row in
+    the confusion matrix; a class absent from validation has no ROC/PR curve (0/0 rates)."""
+    from raymlops.training import tracking
+
+    X, y = make_classification(n_samples=600, n_features=6, n_informative=4, n_classes=4,
+                               random_state=3)
+    X, labels = _frame(X), np.array(["drizzle", "fog", "rain", "sun"])[y]
+    train = labels != "drizzle"  # drizzle is never trained on
+    model = LogisticRegression(max_iter=300).fit(X[train][:300], labels[train][:300])
+    valid = np.arange(300, 600)
+    X_valid, y_valid = X.iloc[valid], labels[valid]
+    keep = y_valid != "fog"  # fog never shows up in validation
+    X_valid, y_valid = X_valid[keep], y_valid[keep]
+    drawn = {}
+    real_cm, real_roc = tracking._plots.confusion_matrix_figure, tracking._plots.roc_pr_figures
+
+    def confusion(y_true, y_pred, *, labels=None):
+        drawn["cm"] = list(labels)
+        return real_cm(y_true, y_pred, labels=labels)
+
+    def roc_pr(y_true, scores, *, labels=None):
+        roc, pr = real_roc(y_true, scores, labels=labels)
+        drawn["curves"] = [t.get_text() for t in roc.axes[0].get_legend().get_texts()]
+        return roc, pr
+
+    monkeypatch.setattr(tracking._plots, "confusion_matrix_figure", confusion)
+    monkeypatch.setattr(tracking._plots, "roc_pr_figures", roc_pr)
+    files = evaluation_files(model, task="classification", X_valid=X_valid, y_valid=y_valid)
+    assert CLASSIFIER_ARTIFACTS - {"signature.json", "input_example.json"} == set(files)
+    assert drawn["cm"] == ["fog", "rain", "sun", "drizzle"]
+    assert [t.split(" (")[0] for t in drawn["curves"]] == ["class rain", "class sun", "chance"]
+    metrics = log_training_run(settings, experiment="multi-missing", model=model, task="classification",
+                               X_valid=X_valid, y_valid=y_valid, params={}, plots=False).metrics
+    assert np.isfinite(list(metrics.values())).all()
+    assert metrics["accuracy"] <= 1 - np.mean(y_valid == "drizzle")  # drizzle rows are misses
 
 
 class TorchClassifier:
