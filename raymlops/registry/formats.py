@@ -394,9 +394,15 @@ class Predictor:
             out = self.model(torch.from_numpy(array))
         return out.detach().cpu().numpy()
 
+    def _own_api(self) -> bool:
+        """A torch module with its own ``predict`` (TabularMLP) knows its labels and its
+        target's unit; the raw-output path below would answer class indices and
+        standardised values instead."""
+        return self.meta.flavor == "torch" and callable(getattr(self.model, "predict", None))
+
     def predict_proba(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         frame = self._frame(data)
-        if self.meta.flavor == "torch":
+        if self.meta.flavor == "torch" and not self._own_api():
             logits = self._torch_forward(frame)
             if logits.ndim == 1 or logits.shape[1] == 1:
                 p = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))
@@ -409,7 +415,7 @@ class Predictor:
 
     def predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         frame = self._frame(data)
-        if self.meta.flavor == "torch":
+        if self.meta.flavor == "torch" and not self._own_api():
             if self.meta.task == "classification":
                 return self.predict_proba(frame).argmax(axis=1)
             return self._torch_forward(frame).reshape(len(frame), -1).squeeze(-1)

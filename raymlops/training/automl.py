@@ -4,8 +4,12 @@
   family first, then only its parameters), seeded with known-good configurations (continuous
   training warm-starts from the champion's). A configuration that already finished is not
   trained again: the repeat is answered from its score (:mod:`raymlops.training.searcher`).
-- **Early stopping**: ASHA on validation ROC AUC, judged per step (boosting iterations,
-  trees, epochs); logistic regression is a single step.
+- **Objective**: the config's task (binary, multiclass, regression) picks the families that
+  apply and the metric (default roc_auc, log_loss, rmse); the metric's direction
+  (:mod:`raymlops.training.objectives`) is Tune's ``mode``, so a loss is minimised and a
+  score maximised everywhere a trial is ranked. Trials report every metric of the task.
+- **Early stopping**: ASHA on that validation metric, judged per step (boosting iterations,
+  trees, epochs); the linear models are a single step.
 - **Resources**: each trial declares them; torch trials ask for a GPU fraction when the
   cluster has GPUs (Ray sets ``CUDA_VISIBLE_DEVICES``), the others run on CPUs.
 - **Tracking**: the search is a parent MLflow run; a driver-side Tune callback logs each
@@ -17,7 +21,8 @@
   failed trial is retried from it (``max_failures``), and an interrupted search resumes with
   :func:`resume_search` (``Tuner.restore``).
 - **Result**: the best trial's model is registered with lineage (MLflow run, data window,
-  feature-view versions, metrics, parent version) and gets the ``challenger`` alias.
+  feature-view versions, every validation score of the best trial, parent version) and gets
+  the ``challenger`` alias.
 """
 
 from __future__ import annotations
@@ -35,15 +40,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from raymlops.config import Settings
 from raymlops.exceptions import ValidationError
-from raymlops.training.families import FAMILIES, TrainData
+from raymlops.training.families import FAMILIES, TrainData, families_for
+from raymlops.training.objectives import (
+    Task,
+    check_metric,
+    default_families,
+    default_metric,
+    direction,
+    is_better,
+    registry_task,
+)
 
 __all__ = ["SearchConfig", "SearchResult", "preload_search_driver", "resume_search", "run_search"]
-
-METRIC = "roc_auc"
 
 
 class SearchConfig(BaseModel):
@@ -52,7 +64,11 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Registered model name the best trial is registered under.")
-    families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="Model families to search.")
+    task: Task = Field("binary", description="What the label is: binary, multiclass or regression.")
+    metric: str | None = Field(None, description="Validation metric that ranks trials, in its own direction "
+                                                 "(default: roc_auc, log_loss or rmse by task).")
+    families: list[str] | None = Field(None, description="Model families to search (default, or empty: every "
+                                                         "family of the task).")
     num_samples: int = Field(20, ge=1, description="Trials in the search.")
     max_steps: int = Field(8, ge=1, description="Steps of an iterative trial (x25 trees/iterations, or epochs).")
     grace_period: int = Field(3, ge=1, description="ASHA: steps before a trial may be stopped.")
@@ -66,13 +82,39 @@ class SearchConfig(BaseModel):
     alias: str = Field("challenger", description="Alias the best version gets.")
     register_best: bool = Field(True, description="Register the best trial's model.")
     refit: bool = Field(True, description="Register the best configuration refit on train + validation rows "
-                                          "(its held-out AUC is the trial's); else the trial's own model.")
+                                          "(its held-out scores are the trial's); else the trial's own model.")
     warm_start: list[dict[str, Any]] = Field(default_factory=list, description="Configurations to evaluate first.")
 
+    @model_validator(mode="after")
+    def _task_defaults(self) -> SearchConfig:
+        """Fill what the task implies, so the config records what the search really used
+        (the parent run's params); never raises: :meth:`check` names what is wrong."""
+        if self.metric is None:
+            self.metric = default_metric(self.task)
+        if not self.families:
+            self.families = list(default_families(self.task))
+        return self
+
+    @property
+    def search_metric(self) -> str:
+        """The metric that ranks trials (the task's default when none was given)."""
+        return self.metric or default_metric(self.task)
+
+    @property
+    def search_families(self) -> list[str]:
+        """The families searched (every family of the task when none were given)."""
+        return list(self.families or default_families(self.task))
+
     def check(self) -> None:
-        unknown = [f for f in self.families if f not in FAMILIES]
-        if unknown or not self.families:
-            raise ValidationError(f"unknown model families {unknown}; known: {list(FAMILIES)}", field="families")
+        """The metric judges this task and every family learns it (ValidationError naming
+        the field and what would be valid)."""
+        check_metric(self.task, self.search_metric)
+        valid = families_for(self.task)
+        wrong = [f for f in self.search_families if f not in valid]
+        if wrong:
+            unknown = [f for f in wrong if f not in FAMILIES]
+            what = f"unknown model families {unknown}" if unknown else f"model families {wrong} do not learn a {self.task} task"
+            raise ValidationError(f"{what}; use some of {list(valid)}", field="families")
 
 
 @dataclass
@@ -81,7 +123,8 @@ class SearchResult:
 
     name: str
     best_config: dict[str, Any]
-    best_metric: float
+    metric: str  # the metric that ranked the trials
+    best_metric: float  # its value for the best trial (on the validation rows)
     parent_run_id: str
     best_run_id: str | None
     trials: int
@@ -107,13 +150,13 @@ EXAMPLE_ROWS = 5  # rows of the input example (and its predictions) a trial's ru
 
 
 def _save(model: Any, family: str, step: int, metrics: list[dict[str, float]], folder: Path,
-          scores: dict[str, float], example_predictions: list[Any]) -> None:
+          scores: dict[str, float], example_predictions: list[Any], task: Task = "binary") -> None:
     """The model (skops / state_dict) and what the trial's MLflow run needs without it:
     per-step metrics, this step's validation scores, the predictions of the example rows,
     the model's class."""
     from raymlops.registry.formats import serialize
 
-    data, meta = serialize(model, task="classification")
+    data, meta = serialize(model, task=registry_task(task))
     (folder / "model.bin").write_bytes(data)
     (folder / "meta.json").write_text(meta.to_json())
     (folder / "state.json").write_text(json.dumps({
@@ -159,7 +202,8 @@ def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, 
             scores, predicted = validation_scores(model, family, data)
             history.append({**scores, **extra})
             with tempfile.TemporaryDirectory() as tmp:
-                _save(model, family, step, history, Path(tmp), scores, predicted[:EXAMPLE_ROWS].tolist())
+                _save(model, family, step, history, Path(tmp), scores, predicted[:EXAMPLE_ROWS].tolist(),
+                      data.task)
                 tune.report({**scores, "step": step, "resumed_from": start_step,
                              "done_steps": total, "gpus": float(len(ray.get_gpu_ids())), **extra},
                             checkpoint=tune.Checkpoint.from_directory(tmp))
@@ -202,9 +246,9 @@ class _FinishedTrial:
     checkpoint: Any
     last_result: dict[str, Any]
 
-    @property
-    def metric(self) -> float | None:
-        value = self.last_result.get(METRIC)
+    def score(self, metric: str) -> float | None:
+        """The trial's last value of ``metric`` (None when it reported none)."""
+        value = self.last_result.get(metric)
         return None if value is None else float(value)
 
 
@@ -227,11 +271,11 @@ class _MlflowTrials:
 
     def __init__(self, settings: Settings, experiment: str, open_parent: Callable[[], str], data: TrainData,
                  data_window: tuple[str, str] | None, feature_views: dict[str, int], *,
-                 num_samples: int | None = None, concurrency: int = 1) -> None:
+                 num_samples: int | None = None, concurrency: int = 1, metric: str = "roc_auc") -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.callback = _TrialCallback.create(self)
-        self.settings, self.experiment = settings, experiment
+        self.settings, self.experiment, self.metric = settings, experiment, metric
         self.data, self.window, self.views = data, data_window, feature_views
         self.num_samples, self.concurrency = num_samples, concurrency
         self.runs: dict[str, str] = {}
@@ -263,8 +307,8 @@ class _MlflowTrials:
         """Queue a finished trial (Tune's loop goes on at once)."""
         snapshot = _FinishedTrial(trial.trial_id, dict(trial.config), trial.checkpoint,
                                   dict(getattr(trial, "last_result", None) or {}))
-        if snapshot.metric is not None and snapshot.checkpoint is not None and (
-                self._best is None or snapshot.metric > self._best.metric):
+        if snapshot.checkpoint is not None and is_better(
+                snapshot.score(self.metric), self._best.score(self.metric) if self._best else None, self.metric):
             self._best = snapshot
         self._opening_parent()
         self._pending.append(self._writer.submit(self._log_and_tell, snapshot))
@@ -295,7 +339,7 @@ class _MlflowTrials:
         with checkpoint.as_directory() as folder:
             model, state = load_checkpoint(folder)
         cols = self.data.columns_for(state["family"])
-        return model, evaluation_files(model, task="classification", X_valid=self.data.X_valid[cols],
+        return model, evaluation_files(model, task=registry_task(self.data.task), X_valid=self.data.X_valid[cols],
                                        y_valid=self.data.y_valid, cancelled=cancelled)
 
     def evaluation(self, trial_id: str, checkpoint: Any) -> Any:
@@ -336,7 +380,7 @@ class _MlflowTrials:
             state = read_state(folder)
         family, history = state["family"], state["metrics"]
         run = log_training_run(
-            self.settings, experiment=self.experiment, model=None, task="classification",
+            self.settings, experiment=self.experiment, model=None, task=registry_task(self.data.task),
             X_valid=self.data.X_valid[self.data.columns_for(family)], y_valid=self.data.y_valid,
             scored=Scored(state["scores"], state["example_predictions"], state["model_class"]),
             params=dict(trial.config), step_metrics=history, data_window=self.window, plots=False,
@@ -489,19 +533,21 @@ def run_search(
             for key, value in config.model_dump(exclude={"warm_start"}).items()], synchronous=True)
         return parent.info.run_id
 
+    _check_task(config, data)
+    metric, families = config.search_metric, config.search_families
     concurrent = config.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1) // config.cpus_per_trial))
     trials = _MlflowTrials(settings, config.experiment, open_parent, data, data_window, feature_views or {},
-                           num_samples=config.num_samples, concurrency=concurrent)
+                           num_samples=config.num_samples, concurrency=concurrent, metric=metric)
     trials.on_trial = on_trial
     searcher = DistinctConfigs(OptunaSearch(
-        space=_Space(config.families), metric=METRIC, mode="max", seed=config.seed,
-        points_to_evaluate=[w for w in config.warm_start if w.get("family") in config.families] or None,
+        space=_Space(families), metric=metric, mode=direction(metric), seed=config.seed,
+        points_to_evaluate=[w for w in config.warm_start if w.get("family") in families] or None,
     ), pruned_if=stopped_early)
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.max_steps,
                               grace_period=min(config.grace_period, config.max_steps), reduction_factor=config.reduction_factor)
     tuner = tune.Tuner(
         _trainable(config, data),
-        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
+        tune_config=tune.TuneConfig(metric=metric, mode=direction(metric), search_alg=searcher, scheduler=scheduler,
                                     num_samples=config.num_samples, max_concurrent_trials=concurrent,
                                     reuse_actors=True),
         run_config=tune.RunConfig(
@@ -546,7 +592,8 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
         publishing.join()
         client.set_terminated(parent_id, status="FAILED")
         raise ValidationError("no trial of the search finished; see the Tune logs under " + path)
-    best = max(ok, key=lambda r: r.metrics[METRIC])
+    metric = config.search_metric
+    best = _best_result(ok, metric)
     stopped = sum(1 for r in ok if stopped_early(r.metrics))
     best_config = dict(best.config)
     for r in results:  # trials the callback did not see (e.g. restored searches)
@@ -560,7 +607,8 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
     finally:
         trials.close()
     best_run = trials.runs.get(best_id)
-    client.log_metric(parent_id, f"best_{METRIC}", float(best.metrics[METRIC]))
+    best_value = _value(best.metrics, metric)
+    client.log_metric(parent_id, f"best_{metric}", best_value)
     client.set_tag(parent_id, "raymlops.best_config", json.dumps(best_config))
     version = None
     with best.checkpoint.as_directory() as folder:
@@ -576,24 +624,50 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
         model = (_refit(family, best_config, data, int(state["step"]), config.seed, refit_data)
                  if config.refit else best_model)
         X = (refit_data if refit_data is not None else data).X_train[data.columns_for(family)]
+        # every validation score of the best trial's last step (the metric among them)
+        scores = {k: float(v) for k, v in (state.get("scores") or {}).items()}
         lineage = {"run_id": best_run, "data_window": list(data_window) if data_window else None,
                    "feature_views": feature_views, "parent_version": parent_version,
-                   "metrics": {METRIC: float(best.metrics[METRIC])}}
+                   "metrics": {**scores, metric: best_value}}
         init_kwargs = getattr(model, "init_kwargs", None)
         version = RegistryClient.connect(settings).register(
             config.name, model, input_example=X.head(5), lineage=lineage, aliases=[config.alias],
-            tags={"family": family, "search": Path(path).name, "config": json.dumps(best_config)},
-            task="classification", init_kwargs=init_kwargs, training_data=X, **register_kwargs,
+            tags={"family": family, "search": Path(path).name, "config": json.dumps(best_config),
+                  **(register_kwargs.get("tags") or {})},
+            task=registry_task(data.task), init_kwargs=init_kwargs, training_data=X,
+            **{k: v for k, v in register_kwargs.items() if k != "tags"},
         )
         client.set_tag(parent_id, "raymlops.registered_version", str(version["version"]))
     client.set_terminated(parent_id, status="FINISHED")
     publishing.join()
     return SearchResult(
-        name=config.name, best_config=best_config, best_metric=float(best.metrics[METRIC]),
+        name=config.name, best_config=best_config, metric=metric, best_metric=best_value,
         parent_run_id=parent_id, best_run_id=best_run, trials=len(results), stopped_early=stopped,
         wall_s=time.perf_counter() - started, path=path, version=version, trial_runs=dict(trials.runs),
         best_model=best_model,
     )
+
+
+def _value(result: dict[str, Any], metric: str) -> float:
+    value = result.get(metric)
+    return float("nan") if value is None else float(value)
+
+
+def _best_result(results: list[Any], metric: str) -> Any:
+    """The result with the best value of ``metric`` in its direction; the first of equals
+    (Tune's order), and the first result when none has a value."""
+    best = results[0]
+    for result in results[1:]:
+        if is_better(result.metrics.get(metric), best.metrics.get(metric), metric):
+            best = result
+    return best
+
+
+def _check_task(config: SearchConfig, data: TrainData) -> None:
+    """The data's task is the config's: a mismatch would train classifiers on a number."""
+    if data.task != config.task:
+        raise ValidationError(f"the search is for a {config.task} task but its data is labelled for "
+                              f"{data.task}; build TrainData with task={config.task!r}", field="task")
 
 
 def _refit(family: str, config: dict[str, Any], data: TrainData, steps: int, seed: int,
@@ -607,10 +681,11 @@ def _refit(family: str, config: dict[str, Any], data: TrainData, steps: int, see
 
     params = {k: v for k, v in config.items() if k != "family"}
     if rows is not None:
-        full = TrainData(rows.X_train, rows.y_train, data.X_valid, data.y_valid, data.numeric, data.categorical)
+        full = TrainData(rows.X_train, rows.y_train, data.X_valid, data.y_valid, data.numeric, data.categorical,
+                         data.task)
     else:
         full = TrainData(pd.concat([data.X_train, data.X_valid]), np.concatenate([data.y_train, data.y_valid]),
-                         data.X_valid, data.y_valid, data.numeric, data.categorical)
+                         data.X_valid, data.y_valid, data.numeric, data.categorical, data.task)
     model = None
     for _, model, _ in train_steps(family, params, full, steps, seed=seed):
         pass
@@ -625,6 +700,8 @@ def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings:
 
     from raymlops.training.tracking import ensure_experiment, tracking_client
 
+    config.check()
+    _check_task(config, data)
     if not tune.Tuner.can_restore(path):
         raise ValidationError(f"no resumable search at {path}", field="path")
     started = time.perf_counter()
@@ -633,7 +710,7 @@ def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings:
     parent = client.create_run(experiment.experiment_id, run_name=f"{Path(path).name}-resumed",
                                tags={"raymlops.search": Path(path).name, "raymlops.resumed": "true"})
     trials = _MlflowTrials(settings, config.experiment, lambda: parent.info.run_id, data,
-                           kwargs.get("data_window"), kwargs.get("feature_views") or {})
+                           kwargs.get("data_window"), kwargs.get("feature_views") or {}, metric=config.search_metric)
     tuner = tune.Tuner.restore(path, trainable=_trainable(config, data), resume_errored=True)
     with _no_default_loggers():
         results = tuner.fit()
