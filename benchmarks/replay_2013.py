@@ -18,6 +18,9 @@ from _common import flights_platform, machine, write_section  # noqa: E402
 
 from raymlops.training.ct import CTPolicy  # noqa: E402
 
+# Every run goes through the flights spec (examples/flights/spec.yaml): the same machinery as
+# `raymlops ct run --spec`, with this script's policy overrides.
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,18 +33,20 @@ def main() -> None:
     args = parser.parse_args()
     first, last = (int(x) for x in args.months.split("-"))
 
-
     import ray
 
+    from raymlops.datasets.flights_labels import flights_spec
     from raymlops.training.replay import frame_table, replay
 
     settings, fs, root = flights_platform("replay-")
-    policy = CTPolicy(model="flights-delay", trials=args.trials, cooldown=args.cooldown,
-                      valid_fraction=args.valid_fraction)
-    result = replay(settings, policy, list(range(first, last + 1)),
-                    on_month=lambda m, s: print(f"month {m}: " + ", ".join(f"{k} {v:.4f}" for k, v in s.items()), flush=True))
+    spec = flights_spec(root)
+    policy = spec.ct_policy().model_copy(update={"trials": args.trials, "cooldown": args.cooldown,
+                                                 "valid_fraction": args.valid_fraction})
+    months = [f"2013-{m:02d}" for m in range(first, last + 1)]
+    result = replay(spec, settings, months, policy=policy,
+                    on_period=lambda m, s: print(f"month {m}: " + ", ".join(f"{k} {v:.4f}" for k, v in s.items()), flush=True))
     table = frame_table(result)
-    means = {k: result.mean(k) for k in result.auc}
+    means = {k: result.mean(k) for k in result.scores}
     rows = "\n".join(f"| {m} | {r.frozen:.4f} | {r.monthly:.4f} | {r.loop:.4f} |" for m, r in table.iterrows())
     decisions = "\n".join(f"| {e['period']} | {e['trigger'] or '-'} | {e['decision']} | {e['reason']} |"
                           for e in result.events[1:])

@@ -67,14 +67,15 @@ def main() -> None:
     import ray
 
     from raymlops.training.automl import SearchConfig, preload_search_driver, run_search
-    from raymlops.training.flights import flights_frame, train_data
+    from raymlops.datasets.flights_labels import flights_spec
+    from raymlops.training.dataset import LabelledData
 
     cpus = os.cpu_count() or 2
     settings, fs, root = flights_platform("tune-bench-")
     # As `raymlops train` does: the driver's one-time loading overlaps the feature retrieval.
     preloading = preload_search_driver(settings)
-    features = fs.historical_features("delay_model")
-    data = train_data(flights_frame(features, 1), flights_frame(features, 2))
+    flights = LabelledData(flights_spec(root), fs.historical_features("delay_model"))
+    data = flights.train_data(flights.frame(["2013-01"]), flights.frame(["2013-02"]))
     print(f"train {len(data.y_train):,} rows (January), validate {len(data.y_valid):,} (February)")
 
     config = SearchConfig(name="bench", families=FAMILIES, num_samples=args.trials, max_steps=STEPS,

@@ -1,7 +1,8 @@
-"""``ray job submit -- python jobs/ct.py --model flights-delay --months 3-12 [--trials N]``.
+"""``ray job submit -- python jobs/ct.py SPEC [--manual] [--limit N]``.
 
-The continuous-training loop as a long-running job: one cycle per month whose labels have
-arrived (drift, performance, maybe retrain, gate, promote). Prints each decision as JSON.
+Continuous training as a job: every period of the spec whose labels have arrived and that has
+no decision yet is decided in order (drift, performance, maybe retrain, gate, promote), as
+`raymlops ct run --spec SPEC` does. Prints the plan, then each decision, as JSON lines.
 """
 
 from __future__ import annotations
@@ -11,25 +12,21 @@ import json
 import sys
 
 import raymlops
-from raymlops.training.ct import CTPolicy
-from raymlops.training.ct_flights import flights_trainer
+from raymlops.training.spec import load_spec
+from raymlops.training.workflow import run_pending
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="flights-delay")
-    parser.add_argument("--months", default="3-12", help="M-N: months whose labels arrived, in order")
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--cooldown", type=int, default=0)
+    parser.add_argument("spec", help="training spec YAML")
+    parser.add_argument("--manual", action="store_true", help="the first cycle retrains regardless")
+    parser.add_argument("--limit", type=int, default=None, help="decide at most this many periods")
     args = parser.parse_args(argv)
-    first, _, last = args.months.partition("-")
-    months = list(range(int(first), int(last or first) + 1))
+    spec = load_spec(args.spec)
     settings = raymlops.init(start=False).settings
-    trainer = flights_trainer(CTPolicy(model=args.model, trials=args.trials, cooldown=args.cooldown), settings)
-    calendar = list(range(1, 13))
-    for month in months:
-        event = trainer.cycle(calendar, calendar.index(month))
-        print(json.dumps(event.to_dict(), default=str), flush=True)
+    plan, _ = run_pending(spec, settings, manual=args.manual, limit=args.limit,
+                          on_event=lambda e: print(json.dumps(e.to_dict(), default=str), flush=True))
+    print(json.dumps({"plan": plan.to_dict()}, default=str), flush=True)
     return 0
 
 

@@ -92,6 +92,8 @@ def _actors(settings: Settings) -> list[dict[str, Any]]:
             row["state"] = states[spec.name]["state"]
         else:
             row["state"] = _ping_state(spec.name, settings.namespace)
+            if spec.on_demand and row["state"] == "MISSING":
+                row["state"] = "NOT STARTED"
         rows.append(row)
     return rows
 
@@ -164,6 +166,18 @@ def _model_health(settings: Settings) -> list[dict[str, Any]]:
 
 
 register_section("model_health", _model_health)
+
+
+def _continuous_training(settings: Settings) -> list[dict[str, Any]]:
+    """Models the CT service checks (schedule, running check, last result); [] if not started."""
+    try:
+        actor = ray.get_actor("raymlops-ct", namespace=settings.namespace)
+    except ValueError:
+        return []
+    return ray.get(actor.status.remote(), timeout=30)
+
+
+register_section("continuous_training", _continuous_training)
 
 
 def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:

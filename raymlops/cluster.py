@@ -105,20 +105,10 @@ def ensure_platform_actors(
     handles: dict[str, Any] = {}
     created: list[str] = []
     for spec in platform_actor_specs():
+        if spec.on_demand:
+            continue
         existed = _actor_exists(spec.name, settings.namespace)
-        cls = ray.remote(spec.load_class())
-        options = {
-            "name": spec.name,
-            "namespace": settings.namespace,
-            "lifetime": "detached",
-            "get_if_exists": True,
-            "max_restarts": -1,
-            "max_task_retries": -1,
-            **spec.options,
-        }
-        args = (settings.model_dump(mode="json"),)
-        handle = cls.options(**options).remote(*args)
-        handles[spec.name] = handle
+        handles[spec.name] = _create_actor(spec, settings)
         if not existed:
             created.append(spec.name)
     # By default wait until all answer, so `up` returning means the platform is usable (and a
@@ -130,6 +120,36 @@ def ensure_platform_actors(
         except ray.exceptions.RayActorError as exc:
             raise ClusterError(f"a platform actor failed to start: {exc}") from exc
     return handles, created
+
+
+def _create_actor(spec: Any, settings: Settings) -> Any:
+    """Get-or-create one platform actor (detached, restarted forever, settings as its argument)."""
+    cls = ray.remote(spec.load_class())
+    options = {
+        "name": spec.name,
+        "namespace": settings.namespace,
+        "lifetime": "detached",
+        "get_if_exists": True,
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        **spec.options,
+    }
+    return cls.options(**options).remote(settings.model_dump(mode="json"))
+
+
+def platform_actor(name: str, settings: Settings, create: bool = True) -> Any:
+    """The handle of platform actor ``name``; an on-demand one is created if ``create``."""
+    try:
+        return ray.get_actor(name, namespace=settings.namespace)
+    except ValueError:
+        if not create:
+            raise
+    spec = next((s for s in platform_actor_specs() if s.name == name), None)
+    if spec is None:
+        raise ValueError(f"no platform actor {name!r}")
+    handle = _create_actor(spec, settings)
+    ray.get(handle.ping.remote(), timeout=120)
+    return handle
 
 
 def _actor_exists(name: str, namespace: str) -> bool:
@@ -310,7 +330,8 @@ def down(settings: Settings | None = None) -> dict[str, Any]:
         # Attached to someone else's cluster: remove only our actors, leave the cluster.
         if not ray.is_initialized():
             _connect(settings, state.gcs_address)
-        for name in state.created_actors or []:
+        on_demand = [s.name for s in platform_actor_specs() if s.on_demand]
+        for name in [*(state.created_actors or []), *on_demand]:
             try:
                 ray.kill(ray.get_actor(name, namespace=settings.namespace), no_restart=True)
                 killed.append(name)

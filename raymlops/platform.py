@@ -32,6 +32,9 @@ class ActorSpec:
     import_path: str  # "package.module:ClassName"; the class is decorated with nothing
     description: str
     options: dict[str, Any] = field(default_factory=dict)
+    # Created when first needed (``cluster.platform_actor``), not by ``up``: e.g. the CT
+    # service, which costs a process only once someone starts continuous training.
+    on_demand: bool = False
 
     def load_class(self) -> type:
         module_name, _, attr = self.import_path.partition(":")
@@ -101,5 +104,15 @@ register_actor(
         import_path="raymlops.features.actor:FeatureStore",
         description="feature store: definitions, offline/online stores, materialization",
         options={"num_cpus": 0, "max_concurrency": 16},
+    )
+)
+
+register_actor(
+    ActorSpec(
+        name="raymlops-ct",
+        import_path="raymlops.training.ct_service:CTService",
+        description="continuous-training service: checks specs for newly labelled periods",
+        options={"num_cpus": 0, "max_concurrency": 16},
+        on_demand=True,
     )
 )

@@ -75,7 +75,7 @@ def render_status(report: dict[str, Any]) -> None:
         for col in ("name", "state", "role"):
             actors.add_column(col)
         for row in report["actors"]:
-            colour = "green" if row["state"] == "ALIVE" else "red"
+            colour = {"ALIVE": "green", "NOT STARTED": "dim"}.get(row["state"], "red")
             actors.add_row(row["name"], f"[{colour}]{row['state']}[/]", row.get("description", ""))
         console.print(actors)
     models = report.get("models")
@@ -96,6 +96,11 @@ def render_status(report: dict[str, Any]) -> None:
             table.add_row(row["view"], f"v{row['version']}", str(row["online_rows"]),
                           f"{row['ttl_seconds']:g}s" if row["ttl_seconds"] else "-")
         console.print(table)
+    ct = report.get("continuous_training")
+    if isinstance(ct, list) and ct:
+        from raymlops.cli.ct import service_table
+
+        console.print(service_table(ct))
     health = report.get("model_health")
     if isinstance(health, list) and health:
         console.print(_health_table(health))

@@ -101,16 +101,21 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
             fs.ingest("planes", planes_rows())
             fs.materialize()
             features = fs.historical_features("delay_model")
+            from raymlops.datasets.flights_labels import flights_spec
+            from raymlops.training.dataset import LabelledData
+
+            spec = flights_spec(settings.datasets_dir)
+            spec.search.max_steps = 4
+            data = LabelledData(spec, features)
         root = Path(settings.storage_root) / "demo"
         summary["storage_root"] = str(settings.storage_root)
 
         from raymlops.registry.client import RegistryClient
-        from raymlops.training.train_config import TrainConfig, train
+        from raymlops.training.workflow import train
 
         with _stage(f"2/5 AutoML on January-February ({options.trials} trials)", say):
-            config = TrainConfig(name=MODEL, num_samples=options.trials, max_steps=4,
-                                 families=["logreg", "hgb", "rf", "mlp"])
-            result = train(config, settings, on_trial=lambda done, _: progress("automl", done, options.trials))
+            result = train(spec, settings, trials=options.trials, data=data,
+                           on_trial=lambda done, _: progress("automl", done, options.trials))
             registry = RegistryClient.connect(settings)
             registry.promote(MODEL, result.version["version"])
             frozen_version = int(result.version["version"])
@@ -121,12 +126,10 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
 
         from raymlops import serving
         from raymlops.demo.traffic import OnlineTraffic
-        from raymlops.training.flights import flights_frame, model_inputs
-
         with _stage("3/5 serve the champion, online requests for March", say):
             serving.deploy(MODEL, "champion", settings=settings)
             url = f"http://127.0.0.1:{settings.serve_port}/models/{MODEL}/invocations"
-            march = flights_frame(features, 3).copy()
+            march = data.frame(["2013-03"]).copy()
             march["time_hour"] = march["sched_dep_ts"].dt.floor("h")
             traffic = OnlineTraffic(url, march, weather.to_pandas(), fs, rate=options.request_rate)
             traffic.push_weather(march["time_hour"].iloc[0])
@@ -141,18 +144,19 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
         summary["serving_url"] = url
 
         from raymlops.serving.batch import batch_predict
-        from raymlops.training.ct import CTPolicy
-        from raymlops.training.ct_flights import flights_trainer
+        from raymlops.training.periods import periods_between
+        from raymlops.training.workflow import continuous_trainer
 
-        trainer = flights_trainer(CTPolicy(model=MODEL, trials=options.ct_trials, max_steps=4, cooldown=0),
-                                  settings, features)
+        policy = spec.ct_policy().model_copy(update={"trials": options.ct_trials, "cooldown": 0})
+        trainer = continuous_trainer(spec, settings, data, policy=policy)
         frozen = registry.load(MODEL, frozen_version)
-        calendar = list(range(1, 13))
+        calendar = periods_between(data.parse("2013-01"), data.parse("2013-12"))
         months = list(range(3, 3 + options.months))
         with _stage(f"4/5 replay {len(months)} months: batch score, drift, continuous training", say):
             for i, month in enumerate(months):
                 progress("months", i, len(months))
-                rows = flights_frame(features, month).copy()
+                period = data.parse(f"2013-{month:02d}")
+                rows = data.frame([period]).copy()
                 rows["time_hour"] = rows["sched_dep_ts"].dt.floor("h")
                 traffic.set_flights(rows)
                 source = _month_inputs(rows, root / "months" / f"2013-{month:02d}.parquet")
@@ -161,9 +165,9 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
                                       keep_columns=["delayed"], overwrite=True, show_progress=False)
                 scored = pd.read_parquet(out)
                 auc_loop = _auc(scored["delayed"].astype(int).to_numpy(), scored["score"].to_numpy())
-                frame = model_inputs(rows)
+                frame = data.model_inputs(rows)
                 auc_frozen = _auc(rows["delayed"].astype(int).to_numpy(), frozen.predict_proba(frame)[:, 1])
-                event = trainer.cycle(calendar, calendar.index(month))
+                event = trainer.cycle(calendar, calendar.index(period))
                 summary["months"].append({
                     "month": month, "rows": batch.rows, "version": batch.version,
                     "auc_loop": auc_loop, "auc_frozen": auc_frozen, "batch_rows_per_s": batch.rows_per_second,

@@ -4,14 +4,16 @@ One *cycle* (``ContinuousTrainer.cycle``) is what the loop does whenever new lab
 lands (the flights example: at the end of each month):
 
 1. **Signals**: data drift of the newest window against the champion's training window
-   (``drift_report``), and the champion's ROC AUC on the newest labeled window against the
-   AUC it had when it was trained (its lineage).
+   (``drift_report``), and the champion's score in the policy's metric (ROC AUC, log loss,
+   RMSE...) on the newest labeled window against the score it had when it was trained (its
+   lineage). Every comparison knows the metric's direction.
 2. **Trigger**: drift over threshold, a performance drop over threshold, the schedule, or a
    manual request. A cooldown (in cycles) stops retrain storms.
 3. **Train**: an AutoML search on the training window (sliding or expanding), warm-started
    from the champion's configuration, registered as ``challenger``.
 4. **Gate** (TFX's Evaluator role): challenger and champion are scored on the same newest
-   labeled window; the challenger is promoted only if better by ``promote_margin``. Serving
+   labeled window; the challenger is promoted only if better by ``promote_margin`` in the
+   metric's direction. Serving
    hot-swaps on the alias move. Otherwise the decision says why not.
 
 Every cycle is an :class:`Event` (trigger, drift summary, window, versions, metrics,
@@ -34,11 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from raymlops.config import Settings
 
-__all__ = ["CTPolicy", "ContinuousTrainer", "Event", "decide_trigger", "history", "log_event",
+__all__ = ["CTPolicy", "ContinuousTrainer", "Event", "decide_trigger", "decided_periods", "history", "log_event",
            "pending_requests", "publish_event_metrics", "request_cycle", "training_window"]
 
 CT_EXPERIMENT = "raymlops-ct"
-Trigger = Literal["drift", "performance", "schedule", "manual", "bootstrap"]
+PERIOD_TAG = "raymlops.ct.period"  # version tag: the period whose cycle registered the version
+Trigger = Literal["drift", "performance", "schedule", "manual", "bootstrap", "resumed"]
 
 
 class CTPolicy(BaseModel):
@@ -47,17 +50,20 @@ class CTPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="Registered model the loop manages.")
+    task: Literal["binary", "multiclass", "regression"] = Field("binary", description="The model's task.")
+    metric: str = Field("roc_auc", description="Metric of the performance trigger and the gate.")
     window: Literal["sliding", "expanding"] = Field("sliding", description="Training window kind.")
     window_periods: int = Field(2, ge=1, description="Periods in a sliding window.")
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that triggers.")
     drift_columns: list[str] | None = Field(None, description="Columns to watch (default: model inputs).")
-    performance_drop: float = Field(0.02, ge=0, description="AUC drop below the champion's baseline that triggers.")
+    performance_drop: float = Field(0.02, ge=0, description="Loss in the metric (its units, in its bad "
+                                                            "direction) from the champion's baseline that triggers.")
     schedule_every: int | None = Field(None, ge=1, description="Retrain every N cycles regardless.")
     cooldown: int = Field(1, ge=0, description="Cycles after a retrain in which no trigger retrains.")
-    promote_margin: float = Field(0.0, ge=0, description="AUC the challenger must win by.")
+    promote_margin: float = Field(0.0, ge=0, description="How much better (in the metric) the challenger must be.")
     trials: int = Field(6, ge=1, description="AutoML trials per retrain.")
     max_steps: int = Field(4, ge=1, description="Steps of an iterative trial.")
-    families: list[str] = Field(default_factory=lambda: ["logreg", "hgb", "rf", "mlp"])
+    families: list[str] | None = Field(None, description="Model families (default: every family of the task).")
     valid_fraction: float = Field(
         0.5, gt=0, lt=1,
         description="Newest share of the window that ranks the trials and gates the challenger. The default "
@@ -77,9 +83,10 @@ class Event:
     champion_before: int | None
     champion_after: int | None
     challenger: int | None = None
-    champion_auc: float | None = None
-    challenger_auc: float | None = None
-    baseline_auc: float | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    baseline_score: float | None = None
+    metric: str | None = None
     share_drifted: float | None = None
     dataset_drift: bool | None = None
     data_window: tuple[str, str] | None = None
@@ -89,6 +96,7 @@ class Event:
     # run ids of the CT requests (alert trigger_ct) this cycle acted on; None in records made
     # before cycles listed them (such a record took every request older than itself)
     requests: list[str] | None = None
+    rows: int | None = None  # labelled rows of the period when it was decided (late labels show)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,17 +104,21 @@ class Event:
 
 def decide_trigger(
     policy: CTPolicy, *, cycle: int, last_retrain_cycle: int | None, share_drifted: float | None,
-    champion_auc: float | None, baseline_auc: float | None, manual: bool = False,
+    champion_score: float | None, baseline_score: float | None, manual: bool = False,
 ) -> tuple[Trigger | None, str]:
     """(trigger or None, why). Manual beats cooldown; everything else waits it out."""
+    from raymlops.training.objectives import direction
+
     if manual:
         return "manual", "requested"
     reasons: list[tuple[Trigger, str]] = []
     if share_drifted is not None and share_drifted >= policy.drift_share:
         reasons.append(("drift", f"{share_drifted:.0%} of columns drifted (threshold {policy.drift_share:.0%})"))
-    if champion_auc is not None and baseline_auc is not None and baseline_auc - champion_auc > policy.performance_drop:
-        reasons.append(("performance", f"AUC {champion_auc:.4f} vs baseline {baseline_auc:.4f} "
-                                       f"(drop > {policy.performance_drop})"))
+    if _finite(champion_score) and _finite(baseline_score):
+        loss = baseline_score - champion_score if direction(policy.metric) == "max" else champion_score - baseline_score
+        if loss > policy.performance_drop:
+            reasons.append(("performance", f"{policy.metric} {champion_score:.4f} vs baseline {baseline_score:.4f} "
+                                           f"(worse by > {policy.performance_drop})"))
     if policy.schedule_every and (last_retrain_cycle is None or cycle - last_retrain_cycle >= policy.schedule_every):
         reasons.append(("schedule", f"every {policy.schedule_every} cycles"))
     if not reasons:
@@ -116,47 +128,86 @@ def decide_trigger(
     return reasons[0][0], "; ".join(r for _, r in reasons)
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def training_window(policy: CTPolicy, periods: list[Any], newest: int) -> list[Any]:
     """Periods to train on, ending with ``periods[newest]`` (sliding or expanding)."""
     start = 0 if policy.window == "expanding" else max(0, newest - policy.window_periods + 1)
     return periods[start:newest + 1]
 
 
-def _auc(model: Any, family: str | None, frame: pd.DataFrame, label: str) -> float:
-    """ROC AUC of a Predictor, a Pipeline or the MLP on ``frame`` (each picks its columns)."""
-    from sklearn.metrics import roc_auc_score
-
-    y = frame[label].astype(int).to_numpy()
-    if len(np.unique(y)) < 2:
-        return float("nan")
+def model_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns ``model`` reads (a Predictor, a Pipeline or the MLP each names its own)."""
     names = (getattr(model, "feature_names", None) or getattr(model, "input_columns", None)
              or list(getattr(model, "feature_names_in_", [])))
-    inputs = frame[list(names)] if names else frame
-    return float(roc_auc_score(y, model.predict_proba(inputs)[:, 1]))
+    return frame[list(names)] if names else frame
 
 
 class ContinuousTrainer:
-    """The loop's logic over a data source; usable in-process (replay, demo) or in the actor.
+    """The loop's logic over a data source; usable in-process (replay, demo, ``ct run``) or in
+    the CT service.
 
     ``data(periods)`` returns labeled rows (features + label) of those periods, in time order.
-    ``search(config_overrides, train_rows, valid_rows, parent_version, refit_rows=window)``
-    runs AutoML (trials on ``train_rows``, ranked on ``valid_rows``), registers the winner
-    refit on ``refit_rows`` and returns a SearchResult (injected, so the loop is testable
-    without Tune).
+    ``search(config_overrides, train_rows, valid_rows, parent_version, refit_rows=window,
+    period=name)`` runs AutoML (trials on ``train_rows``, ranked on ``valid_rows``), registers
+    the winner refit on ``refit_rows`` (tagged with the period, so an interrupted cycle's
+    version is found again) and returns a SearchResult (injected, so the loop is testable
+    without Tune). ``targets(frame)`` gives the labels as the models were trained on them.
+
+    Cycle numbers and the cooldown continue from the CT log (MLflow), so a new process -- a
+    restarted CT service, the next ``ct run`` -- carries on where the last one stopped.
     """
 
     def __init__(self, policy: CTPolicy, settings: Settings, data: Callable[[list[Any]], pd.DataFrame],
                  search: Callable[..., Any], *, label: str, timestamp: str, drift_columns: list[str],
                  periods_in: Callable[[list[str]], list[Any]],
-                 prepare: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f) -> None:
+                 prepare: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f,
+                 targets: Callable[[pd.DataFrame], np.ndarray] | None = None) -> None:
         self.policy, self.settings = policy, settings
         self.prepare = prepare
         self.data, self.search, self.periods_in = data, search, periods_in
         self.label, self.timestamp = label, timestamp
+        self.targets = targets or self._default_targets
         self.drift_columns = policy.drift_columns or drift_columns
         self.events: list[Event] = []
         self.last_retrain_cycle: int | None = None
         self.retrains = 0
+        self._cycles_before: int | None = None  # cycles in the CT log when this trainer started
+
+    def _default_targets(self, frame: pd.DataFrame) -> np.ndarray:
+        y = frame[self.label]
+        return y.astype(np.int64).to_numpy() if y.dtype == bool else y.to_numpy()
+
+    def _resume(self) -> None:
+        """Cycle count and last retrain from the CT log (once per trainer)."""
+        if self._cycles_before is not None:
+            return
+        numbers, last = 0, None
+        for event in history(self.settings, self.policy.model, limit=100):
+            if event["decision"] in ("requested", "rollback"):
+                continue
+            numbers = max(numbers, int(event.get("cycle") or 0))
+            if last is None and event["decision"] in ("promoted", "rejected", "failed") \
+                    and event.get("trigger") not in (None, "bootstrap"):
+                last = int(event["cycle"])
+        self._cycles_before, self.last_retrain_cycle = numbers, last
+
+    def score(self, model: Any, frame: pd.DataFrame) -> float:
+        """``model``'s score in the policy's metric on labelled rows (NaN where undefined)."""
+        from raymlops.training.objectives import score_model
+
+        y = self.targets(frame)
+        if self.policy.task != "regression" and len(pd.unique(pd.Series(y))) < 2:
+            return float("nan")
+        from raymlops.exceptions import ValidationError
+
+        try:
+            return float(score_model(model, self.policy.task, model_frame(model, self.prepare(frame)), y)
+                         [self.policy.metric])
+        except (ValueError, ValidationError):  # undefined on these rows (e.g. a label it never saw)
+            return float("nan")
 
     # -- registry ---------------------------------------------------------------------------
 
@@ -182,36 +233,49 @@ class ContinuousTrainer:
         from raymlops.monitoring.drift import drift_report
 
         started = time.perf_counter()
-        number = len(self.events) + 1
+        self._resume()
+        number = (self._cycles_before or 0) + len(self.events) + 1
+        period = str(periods[newest])
         requests = pending_requests(self.settings, self.policy.model)
         manual = manual or bool(requests)
         champion_v, champion, info = self._champion()
         recent = self.data([periods[newest]])
         share = drifted = None
-        champion_auc = baseline = None
+        champion_score = baseline = None
+        if info is not None and (info.get("tags") or {}).get(PERIOD_TAG) == period:
+            # This period's cycle promoted its challenger and was stopped before recording it.
+            event = Event(number, period, "resumed", "promoted",
+                          f"resumed: v{champion_v}, trained for period {period}, was promoted before the "
+                          "cycle was interrupted", champion_v, champion_v, challenger=champion_v,
+                          metric=self.policy.metric, requests=[r["run_id"] for r in requests], rows=len(recent))
+            return self._record(event, started)
         if champion is not None:
             window = (info or {}).get("lineage", {}).get("data_window")
             reference = self._reference(window)
             cols = [c for c in self.drift_columns if c in recent.columns]
             report = drift_report(reference[cols], recent[cols], domain_classifier=False)
             share, drifted = float(report["share_drifted"]), bool(report["dataset_drift"])
-            champion_auc = _auc(champion, None, self.prepare(recent), self.label)
-            baseline = (info or {}).get("lineage", {}).get("metrics", {}).get("roc_auc")
+            champion_score = self.score(champion, recent)
+            baseline = (info or {}).get("lineage", {}).get("metrics", {}).get(self.policy.metric)
         trigger, reason = decide_trigger(
             self.policy, cycle=number, last_retrain_cycle=self.last_retrain_cycle, share_drifted=share,
-            champion_auc=champion_auc, baseline_auc=baseline, manual=manual or champion is None,
+            champion_score=champion_score, baseline_score=baseline, manual=manual or champion is None,
         )
         if requests and trigger == "manual":
             reason = "requested by " + "; ".join(r["reason"] for r in requests)
         if champion is None:
             trigger, reason = "bootstrap", "no champion yet"
-        event = Event(number, str(periods[newest]), trigger, "none", reason, champion_v, champion_v,
-                      champion_auc=champion_auc, baseline_auc=baseline, share_drifted=share,
-                      dataset_drift=drifted, requests=[r["run_id"] for r in requests])
+        event = Event(number, period, trigger, "none", reason, champion_v, champion_v,
+                      champion_score=champion_score, baseline_score=baseline, share_drifted=share,
+                      dataset_drift=drifted, metric=self.policy.metric,
+                      requests=[r["run_id"] for r in requests], rows=len(recent))
         if trigger is None:
             event.decision = "cooldown" if reason.startswith("cooldown") else "none"
         else:
             self._retrain(event, periods, newest, info)
+        return self._record(event, started)
+
+    def _record(self, event: Event, started: float) -> Event:
         event.seconds = time.perf_counter() - started
         event.run_id = self._log(event)
         self.events.append(event)
@@ -225,7 +289,8 @@ class ContinuousTrainer:
         return self.data(self.periods_in(list(window)))
 
     def _retrain(self, event: Event, periods: list[Any], newest: int, info: dict[str, Any] | None) -> None:
-        from raymlops.training.train_config import split_by_time, window_bounds
+        from raymlops.training.dataset import split_by_time, window_bounds
+        from raymlops.training.objectives import is_better
 
         if event.trigger != "bootstrap":  # the first model is not a retrain: no cooldown, not counted
             self.last_retrain_cycle = event.cycle
@@ -239,33 +304,36 @@ class ContinuousTrainer:
         if info and info.get("tags", {}).get("config"):
             warm.append(json.loads(info["tags"]["config"]))
         try:
-            result = self.search(warm, train_rows, valid_rows, event.champion_before, refit_rows=frame)
+            result = self.search(warm, train_rows, valid_rows, event.champion_before, refit_rows=frame,
+                                 period=event.period)
         except Exception as exc:  # noqa: BLE001 - recorded as the decision, loop keeps going
             event.decision, event.reason = "failed", f"{event.reason}; training failed: {type(exc).__name__}: {exc}"
             return
         challenger_v = int(result.version["version"])
         event.challenger = challenger_v
         registry = self._registry()
+        metric = self.policy.metric
         # Gate on rows the candidate never trained on: the winning trial's own model (the
         # registered version is the same configuration refit on the whole window).
         candidate = result.best_model if result.best_model is not None else registry.load(self.policy.model, challenger_v)
-        event.challenger_auc = _auc(candidate, None, self.prepare(valid_rows), self.label)
+        event.challenger_score = self.score(candidate, valid_rows)
         if event.champion_before is None:
             registry.promote(self.policy.model, challenger_v)
             event.decision, event.champion_after = "promoted", challenger_v
-            event.reason = f"{event.reason}; first champion (AUC {event.challenger_auc:.4f})"
+            event.reason = f"{event.reason}; first champion ({metric} {event.challenger_score:.4f})"
             return
         champion = registry.load(self.policy.model, event.champion_before)
-        gate_champion = _auc(champion, None, self.prepare(valid_rows), self.label)
-        if event.challenger_auc >= gate_champion + self.policy.promote_margin:
+        gate_champion = self.score(champion, valid_rows)
+        margin = self.policy.promote_margin
+        if is_better(event.challenger_score, gate_champion, metric, margin):
             registry.promote(self.policy.model, challenger_v)
             event.decision, event.champion_after = "promoted", challenger_v
-            event.reason = (f"{event.reason}; challenger v{challenger_v} AUC {event.challenger_auc:.4f} beats "
-                            f"champion v{event.champion_before} {gate_champion:.4f} by >= {self.policy.promote_margin}")
+            event.reason = (f"{event.reason}; challenger v{challenger_v} {metric} {event.challenger_score:.4f} beats "
+                            f"champion v{event.champion_before} {gate_champion:.4f} by >= {margin}")
         else:
             event.decision = "rejected"
-            event.reason = (f"{event.reason}; challenger v{challenger_v} AUC {event.challenger_auc:.4f} does not "
-                            f"beat champion v{event.champion_before} {gate_champion:.4f} by {self.policy.promote_margin}")
+            event.reason = (f"{event.reason}; challenger v{challenger_v} {metric} {event.challenger_score:.4f} does "
+                            f"not beat champion v{event.champion_before} {gate_champion:.4f} by {margin}")
 
     def _trial_rows(self, periods: list[Any], chosen: list[Any], frame: pd.DataFrame,
                     train_rows: pd.DataFrame, valid_rows: pd.DataFrame) -> pd.DataFrame:
@@ -292,7 +360,7 @@ class ContinuousTrainer:
 
 
 def publish_event_metrics(model: str, event: Event) -> bool:
-    """A cycle's metrics: live AUC of the champion it measured, a retrain by its trigger.
+    """A cycle's metrics: live AUC of the champion it measured (when AUC is the metric), a retrain by its trigger.
 
     Promotions and rollbacks are counted by the registry actor, where every path (CLI, CT,
     serving) moves the alias.
@@ -300,10 +368,10 @@ def publish_event_metrics(model: str, event: Event) -> bool:
     from raymlops.monitoring.metrics import publish
 
     values: list[tuple[str, float, dict[str, Any]]] = []
-    if event.champion_auc is not None and math.isfinite(event.champion_auc):
-        values.append(("raymlops_model_live_auc", event.champion_auc,
+    if event.metric == "roc_auc" and _finite(event.champion_score):
+        values.append(("raymlops_model_live_auc", event.champion_score,
                        {"model": model, "version": event.champion_before}))
-    if event.trigger is not None and event.trigger != "bootstrap":
+    if event.trigger is not None and event.trigger not in ("bootstrap", "resumed"):
         values.append(("raymlops_retrains_total", 1, {"model": model, "trigger": event.trigger}))
     return publish(values)
 
@@ -377,7 +445,7 @@ def log_event(settings: Settings, model: str, event: Event) -> str:
             "raymlops.ct.trigger": str(event.trigger), "raymlops.ct.period": event.period,
             "raymlops.ct.event": event_json(event)}
     run = client.create_run(exp.experiment_id, run_name=f"ct-{event.cycle}-{event.period}", tags=tags)
-    for key in ("champion_auc", "challenger_auc", "baseline_auc", "share_drifted"):
+    for key in ("champion_score", "challenger_score", "baseline_score", "share_drifted"):
         value = getattr(event, key)
         if value is not None and value == value:
             client.log_metric(run.info.run_id, key, float(value))
@@ -399,3 +467,35 @@ def history(settings: Settings, model: str | None = None, limit: int = 100) -> l
                               order_by=["attributes.start_time DESC"])
     return [{**json.loads(r.data.tags["raymlops.ct.event"]), "run_id": r.info.run_id}
             for r in runs if "raymlops.ct.event" in r.data.tags]
+
+
+CYCLE_DECISIONS = ("none", "cooldown", "promoted", "rejected", "failed")
+
+
+def decided_periods(settings: Settings, model: str) -> dict[str, dict[str, Any]]:
+    """Every period the model's loop has decided, with its (first) decision record.
+
+    Reads the whole CT log of the model (paged), not the newest hundred: a daily loop
+    decides hundreds of periods, and an old one read as undecided would be decided twice.
+    """
+    from raymlops.training.tracking import tracking_client
+
+    client = tracking_client(settings)
+    exp = client.get_experiment_by_name(CT_EXPERIMENT)
+    if exp is None:
+        return {}
+    decided: dict[str, dict[str, Any]] = {}
+    token = None
+    query = f"tags.`raymlops.ct.model` = '{model}'"
+    while True:
+        page = client.search_runs([exp.experiment_id], filter_string=query, max_results=1000,
+                                  order_by=["attributes.start_time ASC"], page_token=token)
+        for run in page:
+            if "raymlops.ct.event" not in run.data.tags:
+                continue
+            event = {**json.loads(run.data.tags["raymlops.ct.event"]), "run_id": run.info.run_id}
+            if event["decision"] in CYCLE_DECISIONS:
+                decided.setdefault(str(event["period"]), event)
+        token = page.token
+        if not token:
+            return decided

@@ -78,7 +78,7 @@ def test_gcs_killed_while_serving_recovers_from_redis(cli, tmp_path: Path, repo_
     namespace = json.loads((cli.root / "run" / "head.json").read_text())["gcs_namespace"]
     keys = redis.Redis(host="127.0.0.1", port=6379)
     assert namespace and list(keys.scan_iter(match=f"RAY{namespace}@*"))
-    cli.run("features", "apply", str(repo_root / "examples" / "flights_features.yaml"))
+    cli.run("features", "apply", str(repo_root / "examples" / "flights" / "features.yaml"))
     for script in (REGISTER, PUSH):
         proc = subprocess.run([sys.executable, "-c", script], env=cli.env, capture_output=True,
                               text=True, timeout=180)

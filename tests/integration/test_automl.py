@@ -13,17 +13,20 @@ from pathlib import Path
 import pytest
 
 from raymlops.training.automl import SearchConfig, resume_search, run_search
-from raymlops.training.flights import flights_frame, train_data
 
 pytestmark = [pytest.mark.timeout(400), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def flights_data(flights_features):
-    features = flights_features.historical_features("delay_model")
-    train = flights_frame(features, 1).sample(6000, random_state=0)
-    valid = flights_frame(features, 2).sample(3000, random_state=0)
-    return train_data(train, valid), features.view_versions()
+def flights_data(platform, flights_features):
+    from raymlops.datasets.flights_labels import flights_spec
+    from raymlops.training.dataset import LabelledData
+
+    flights = LabelledData(flights_spec(platform.settings.datasets_dir),
+                           flights_features.historical_features("delay_model"))
+    train = flights.frame(["2013-01"]).sample(6000, random_state=0)
+    valid = flights.frame(["2013-02"]).sample(3000, random_state=0)
+    return flights.train_data(train, valid), flights.view_versions()
 
 
 def test_search_nests_every_trial_in_mlflow_and_registers_the_best_as_challenger(platform, flights_data) -> None:

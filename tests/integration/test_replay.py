@@ -15,29 +15,32 @@ pytestmark = pytest.mark.slow
 
 
 def test_short_replay_scores_frozen_monthly_and_loop_on_each_month(platform, flights_features) -> None:
-    from raymlops.training.ct import CTPolicy
+    from raymlops.datasets.flights_labels import flights_spec
+    from raymlops.training.dataset import LabelledData
     from raymlops.training.replay import frame_table, replay
 
-    policy = CTPolicy(model="replay-short", trials=2, max_steps=1, families=["logreg"], cooldown=0)
-    seen: list[int] = []
-    result = replay(platform.settings, policy, [3, 4], features=flights_features.historical_features("delay_model"),
-                    on_month=lambda month, scores: seen.append(month))
+    spec = flights_spec(platform.settings.datasets_dir, name="replay-short")
+    policy = spec.ct_policy().model_copy(update={"trials": 2, "max_steps": 1, "families": ["logreg"], "cooldown": 0})
+    data = LabelledData(spec, flights_features.historical_features("delay_model"))
+    seen: list[str] = []
+    result = replay(spec, platform.settings, ["2013-03", "2013-04"], data=data, policy=policy,
+                    on_period=lambda period, scores: seen.append(period))
 
-    assert seen == [3, 4] and result.months == [3, 4]
+    assert seen == ["2013-03", "2013-04"] and result.periods == seen and result.metric == "roc_auc"
     for key in ("frozen", "monthly", "loop"):
-        assert len(result.auc[key]) == 2
-        assert all(0.55 < v < 0.9 and math.isfinite(v) for v in result.auc[key]), (key, result.auc[key])
+        assert len(result.scores[key]) == 2
+        assert all(0.55 < v < 0.9 and math.isfinite(v) for v in result.scores[key]), (key, result.scores[key])
     # March is scored before any label of it is used: the loop still serves the bootstrap model.
-    assert result.auc["loop"][0] == result.auc["frozen"][0]
+    assert result.scores["loop"][0] == result.scores["frozen"][0]
     # (b) refit once (after March; the last month is only scored); the loop ran one cycle.
     assert result.retrains["monthly"] == 1
     assert result.retrains["loop"] in (0, 1)
     bootstrap, cycle = result.events
     assert bootstrap["trigger"] == "bootstrap" and bootstrap["decision"] == "promoted"
-    assert cycle["period"] == "3" and cycle["decision"] in ("promoted", "rejected", "none", "cooldown")
+    assert cycle["period"] == "2013-03" and cycle["decision"] in ("promoted", "rejected", "none", "cooldown")
     if cycle["decision"] == "promoted":  # April is then served by the new champion
         assert cycle["champion_after"] == cycle["challenger"] != bootstrap["champion_after"]
-        assert result.auc["loop"][1] != result.auc["frozen"][1]
+        assert result.scores["loop"][1] != result.scores["frozen"][1]
     else:
-        assert result.auc["loop"][1] == result.auc["frozen"][1]
+        assert result.scores["loop"][1] == result.scores["frozen"][1]
     assert list(frame_table(result).columns) == ["frozen", "monthly", "loop"]

@@ -5,40 +5,39 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from raymlops.exceptions import ConfigError, ValidationError
+from raymlops.exceptions import ValidationError
 from raymlops.training.ct import CTPolicy, decide_trigger, training_window
-from raymlops.training.ct_flights import months_in
-from raymlops.training.train_config import load_train_config, split_by_time
+from raymlops.training.dataset import split_by_time
 
 P = CTPolicy(model="m", drift_share=0.5, performance_drop=0.02, cooldown=1)
 
 
 def test_quiet_data_does_not_trigger() -> None:
-    assert decide_trigger(P, cycle=3, last_retrain_cycle=1, share_drifted=0.2, champion_auc=0.70,
-                          baseline_auc=0.71)[0] is None
+    assert decide_trigger(P, cycle=3, last_retrain_cycle=1, share_drifted=0.2, champion_score=0.70,
+                          baseline_score=0.71)[0] is None
 
 
 @pytest.mark.parametrize("share,auc,expected", [(0.6, 0.70, "drift"), (0.1, 0.65, "performance"),
                                                 (0.7, 0.60, "drift")])
 def test_drift_or_a_performance_drop_triggers(share, auc, expected) -> None:
     trigger, why = decide_trigger(P, cycle=5, last_retrain_cycle=1, share_drifted=share,
-                                  champion_auc=auc, baseline_auc=0.70)
+                                  champion_score=auc, baseline_score=0.70)
     assert trigger == expected and why
 
 
 def test_cooldown_blocks_a_retrain_storm_but_not_a_manual_request() -> None:
-    trigger, why = decide_trigger(P, cycle=2, last_retrain_cycle=1, share_drifted=0.9, champion_auc=0.5,
-                                  baseline_auc=0.7)
+    trigger, why = decide_trigger(P, cycle=2, last_retrain_cycle=1, share_drifted=0.9, champion_score=0.5,
+                                  baseline_score=0.7)
     assert trigger is None and why.startswith("cooldown")
-    assert decide_trigger(P, cycle=2, last_retrain_cycle=1, share_drifted=None, champion_auc=None,
-                          baseline_auc=None, manual=True)[0] == "manual"
+    assert decide_trigger(P, cycle=2, last_retrain_cycle=1, share_drifted=None, champion_score=None,
+                          baseline_score=None, manual=True)[0] == "manual"
 
 
 def test_schedule_triggers_every_n_cycles() -> None:
     policy = P.model_copy(update={"schedule_every": 3, "cooldown": 0})
     fired = [c for c in range(1, 10) if decide_trigger(
         policy, cycle=c, last_retrain_cycle=(c // 3) * 3 if c % 3 else c - 3, share_drifted=0.0,
-        champion_auc=0.7, baseline_auc=0.7)[0] == "schedule"]
+        champion_score=0.7, baseline_score=0.7)[0] == "schedule"]
     assert fired == [3, 6, 9]
 
 
@@ -49,10 +48,15 @@ def test_sliding_and_expanding_windows() -> None:
     assert training_window(P.model_copy(update={"window_periods": 4}), months, 1) == [1, 2]
 
 
-def test_lineage_window_maps_to_months() -> None:
-    assert months_in(["2013-01-01T05:00:00+00:00", "2013-02-28T23:00:00+00:00"]) == [1, 2]
-    # The last February departure (23:59 in New York) is March 1st in UTC: still February.
-    assert months_in(["2013-01-01T10:15:00+00:00", "2013-03-01T04:59:00+00:00"]) == [1, 2]
+def test_the_performance_trigger_knows_the_metric_direction() -> None:
+    """RMSE rising by more than the drop triggers; falling never does (lower is better)."""
+    rmse = P.model_copy(update={"task": "regression", "metric": "rmse", "performance_drop": 0.5, "cooldown": 0})
+    assert decide_trigger(rmse, cycle=5, last_retrain_cycle=1, share_drifted=0.0, champion_score=4.0,
+                          baseline_score=3.0)[0] == "performance"
+    assert decide_trigger(rmse, cycle=5, last_retrain_cycle=1, share_drifted=0.0, champion_score=2.0,
+                          baseline_score=3.0)[0] is None
+    assert decide_trigger(rmse, cycle=5, last_retrain_cycle=1, share_drifted=0.0, champion_score=float("nan"),
+                          baseline_score=3.0)[0] is None
 
 
 def test_time_split_keeps_the_future_out_of_training() -> None:
@@ -61,15 +65,6 @@ def test_time_split_keeps_the_future_out_of_training() -> None:
     assert train["t"].max() < valid["t"].min() and len(train) + len(valid) == 100
     with pytest.raises(ValidationError):
         split_by_time(frame.head(0), 0.25, "t")
-
-
-def test_train_config_errors_name_the_problem(tmp_path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: m\nfamilies: [logreg]\nnum_sample: 3\n")
-    with pytest.raises(ConfigError, match="num_sample"):
-        load_train_config(bad)
-    with pytest.raises(ConfigError, match="no config file"):
-        load_train_config(tmp_path / "none.yaml")
 
 
 class _Model:
@@ -106,8 +101,8 @@ def _retrain_with(policy: CTPolicy, newest_month: int) -> dict:
 
     seen: dict = {}
 
-    def search(warm, train_rows, valid_rows, parent_version, refit_rows=None):
-        seen.update(train=train_rows, valid=valid_rows, refit=refit_rows)
+    def search(warm, train_rows, valid_rows, parent_version, refit_rows=None, period=None):
+        seen.update(train=train_rows, valid=valid_rows, refit=refit_rows, period=period)
         return type("Result", (), {"version": {"version": 2}, "best_model": _Model()})()
 
     trainer = ContinuousTrainer(policy, Settings(), _monthly_rows, search, label="y", timestamp="t",
@@ -159,3 +154,47 @@ def test_a_long_event_is_shortened_in_its_reason_and_still_parses() -> None:
     assert back["reason"].startswith("requested by alert") and "characters cut" in back["reason"]
     short = Event(1, "3", None, "none", "quiet", 1, 1)
     assert json.loads(event_json(short))["reason"] == "quiet"
+
+
+class _Constant:
+    """A regressor that always answers ``value``."""
+
+    feature_names = ["x"]
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict(self, frame: pd.DataFrame):
+        import numpy as np
+
+        return np.full(len(frame), self.value)
+
+
+@pytest.mark.parametrize("metric,champion,challenger,decision", [
+    ("rmse", 10.0, 0.5, "promoted"),   # lower is better: the challenger's 0.5 beats 9.5
+    ("rmse", 0.5, 10.0, "rejected"),
+    ("r2", 10.0, 0.5, "promoted"),     # higher is better
+    ("r2", 0.5, 10.0, "rejected"),
+])
+def test_the_gate_judges_in_the_metric_direction(metric, champion, challenger, decision) -> None:
+    from raymlops.config import Settings
+    from raymlops.training.ct import ContinuousTrainer, Event
+
+    class Registry(_Registry):
+        def load(self, model: str, version: int) -> _Constant:
+            assert version == 1
+            return _Constant(champion)
+
+    def search(warm, train_rows, valid_rows, parent_version, refit_rows=None, period=None):
+        return type("Result", (), {"version": {"version": 2}, "best_model": _Constant(challenger)})()
+
+    policy = CTPolicy(model="m", task="regression", metric=metric, valid_fraction=0.5)
+    trainer = ContinuousTrainer(policy, Settings(), _monthly_rows, search, label="y", timestamp="t",
+                                drift_columns=["x"], periods_in=lambda w: [])
+    registry = Registry()
+    trainer._registry = lambda: registry  # type: ignore[method-assign]
+    event = Event(2, "4", "drift", "none", "test", 1, 1, metric=metric)
+    trainer._retrain(event, list(range(1, 13)), 3, {"tags": {}})
+    assert event.decision == decision, event.reason
+    assert registry.promoted == ([2] if decision == "promoted" else [])
+    assert metric in event.reason
