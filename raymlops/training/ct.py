@@ -40,7 +40,7 @@ __all__ = ["CTPolicy", "ContinuousTrainer", "Event", "decide_trigger", "decided_
            "pending_requests", "publish_event_metrics", "request_cycle", "training_window"]
 
 CT_EXPERIMENT = "raymlops-ct"
-PERIOD_TAG = "raymlops.ct.period"  # version tag: the period whose cycle registered the version
+PERIOD_TAG = "ct_period"  # version tag: the period whose cycle registered the version
 Trigger = Literal["drift", "performance", "schedule", "manual", "bootstrap", "resumed"]
 
 

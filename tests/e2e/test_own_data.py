@@ -104,7 +104,8 @@ def test_multiclass_spec_to_a_served_model_retrained_by_the_ct_service(platform_
         events = wait_for(decided, 600, every=3, what="the service's decisions for 2014-01 and 2014-02")
         periods = [e["period"] for e in events]
         assert sorted(periods) == ["2014-01", "2014-02"], periods  # each decided once, none twice
-        assert all(e["metric"] == "log_loss" and e["decision"] in ("promoted", "rejected") for e in events)
+        assert all(e["metric"] == "log_loss" and e["decision"] in ("promoted", "rejected") for e in events), \
+            [(e["decision"], e["reason"]) for e in events]
         status = cli.json("status")
         ct_actor = [a for a in status["actors"] if a["name"] == "raymlops-ct"]
         assert ct_actor and ct_actor[0]["state"] == "ALIVE"
@@ -139,8 +140,8 @@ def test_regression_spec_trains_serves_scores_and_decides_new_periods(platform_c
     # batch predict: a float prediction per row
     rows = pd.read_parquet(tmp_path / "labels" / "2013-07.parquet")
     rows.to_parquet(tmp_path / "july.parquet", index=False)
-    cli.run("batch", "predict", f"{model}@champion", str(tmp_path / "july.parquet"), str(tmp_path / "scored"),
-            timeout=300)
+    cli.run("batch", "predict", f"{model}@champion", "--input", str(tmp_path / "july.parquet"),
+            "--output", str(tmp_path / "scored"), timeout=300)
     scored = pd.read_parquet(tmp_path / "scored")
     assert len(scored) == 31 and scored["prediction"].dtype.kind == "f"
     assert abs(scored["prediction"].mean() - rows["temp_max"].mean()) < 5
