@@ -76,6 +76,13 @@ class CTService:
         for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
             entry = json.loads(path.read_text())
             self.models[entry["model"]] = self._state(entry, next_at=time.time())
+        if self.models:  # restarted: resume the schedules without waiting for a caller
+            import threading
+
+            import ray
+
+            me = ray.get_runtime_context().current_actor
+            threading.Thread(target=lambda: (time.sleep(0.5), me.ping.remote()), daemon=True).start()
 
     @staticmethod
     def _state(entry: dict[str, Any], next_at: float) -> dict[str, Any]:
@@ -172,7 +179,9 @@ class CTService:
             except Exception as exc:  # noqa: BLE001 - recorded; the next check retries
                 state["last"] = {"at": time.time(), "error": f"{type(exc).__name__}: {exc}"[:2000]}
             return
-        if not state["manual"] and self._new_requests(state):
+        # MLflow is synchronous (and its first import takes seconds): off the event loop, so
+        # status keeps answering.
+        if not state["manual"] and await asyncio.to_thread(self._new_requests, state):
             state["manual"], state["next_at"] = True, 0.0
         if time.time() < state["next_at"]:
             return
