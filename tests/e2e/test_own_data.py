@@ -148,7 +148,8 @@ def test_regression_spec_trains_serves_scores_and_decides_new_periods(platform_c
 
     entry = cli.json("serve", "deploy", f"{model}@champion")
     try:
-        r = httpx.post(f"{entry['url']}/invocations", json={"dataframe_records": [{**DAY, "weather": "sun"}]},
+        r = httpx.post(f"{entry['url']}/invocations", json={"dataframe_records": [{"precipitation": 0.0, "temp_min": 6.1,
+                                                                         "wind": 2.8, "weather": "sun"}]},
                        timeout=60)
         assert r.status_code == 200, r.text
         (value,) = r.json()["predictions"]
