@@ -126,13 +126,18 @@ def _serve(settings: Settings) -> tuple[str | None, list[dict[str, Any]]]:
     return settings.serve_url, apps
 
 
-def _models(settings: Settings) -> list[dict[str, Any]]:
-    """Registered models with their aliases, from the registry actor's cache."""
+def _ask(settings: Settings, actor_name: str, method: str) -> list[dict[str, Any]]:
+    """``method()`` of a platform actor, or [] when it does not exist (not started)."""
     try:
-        actor = ray.get_actor("raymlops-registry", namespace=settings.namespace)
+        actor = ray.get_actor(actor_name, namespace=settings.namespace)
     except ValueError:
         return []
-    return ray.get(actor.list_models.remote(), timeout=30)
+    return ray.get(getattr(actor, method).remote(), timeout=30)
+
+
+def _models(settings: Settings) -> list[dict[str, Any]]:
+    """Registered models with their aliases, from the registry actor's cache."""
+    return _ask(settings, "raymlops-registry", "list_models")
 
 
 register_section("models", _models)
@@ -140,11 +145,7 @@ register_section("models", _models)
 
 def _features(settings: Settings) -> list[dict[str, Any]]:
     """Feature views with their version and online row count."""
-    try:
-        actor = ray.get_actor("raymlops-features", namespace=settings.namespace)
-    except ValueError:
-        return []
-    rows = ray.get(actor.list_definitions.remote(), timeout=30)
+    rows = _ask(settings, "raymlops-features", "list_definitions")
     return [
         {"view": r["name"], "version": r["version"], "online_rows": r["online_rows"],
          "ttl_seconds": r["spec"].get("ttl_seconds")}
@@ -170,11 +171,7 @@ register_section("model_health", _model_health)
 
 def _continuous_training(settings: Settings) -> list[dict[str, Any]]:
     """Models the CT service checks (schedule, running check, last result); [] if not started."""
-    try:
-        actor = ray.get_actor("raymlops-ct", namespace=settings.namespace)
-    except ValueError:
-        return []
-    return ray.get(actor.status.remote(), timeout=30)
+    return _ask(settings, "raymlops-ct", "status")
 
 
 register_section("continuous_training", _continuous_training)

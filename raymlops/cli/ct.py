@@ -109,11 +109,15 @@ def run(
         if not as_json:
             console.print(f"{event.period}: [bold]{event.decision}[/] ({event.trigger or 'no trigger'}) - {event.reason}")
 
-    if not as_json:
-        _say_plan(plan(loaded, settings, data, champion_window=champion_window(settings, loaded.name)))
+    def on_plan(the_plan: Any) -> None:
+        if not as_json:
+            status.stop()
+            _say_plan(the_plan)
+            status.start()
+
     try:
         the_plan, events = run_pending(loaded, settings, manual=manual, data=data, limit=limit,
-                                       on_start=on_start, on_event=on_event)
+                                       on_plan=on_plan, on_start=on_start, on_event=on_event)
     finally:
         status.stop()
     if as_json:

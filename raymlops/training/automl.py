@@ -55,22 +55,16 @@ from raymlops.training.objectives import (
     registry_task,
 )
 
-__all__ = ["SearchConfig", "SearchResult", "preload_search_driver", "resume_search", "run_search"]
+__all__ = ["SearchConfig", "SearchResult", "TuneOptions", "preload_search_driver", "resume_search",
+           "run_search"]
 
 
-class SearchConfig(BaseModel):
-    """What to search; the YAML of ``raymlops train`` is this (plus a ``data`` section)."""
+class TuneOptions(BaseModel):
+    """How a search runs on Tune (scheduler, resources, retries, where it is recorded): the
+    part of a search that a training spec's ``search`` section sets as it is."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Registered model name the best trial is registered under.")
-    task: Task = Field("binary", description="What the label is: binary, multiclass or regression.")
-    metric: str | None = Field(None, description="Validation metric that ranks trials, in its own direction "
-                                                 "(default: roc_auc, log_loss or rmse by task).")
-    families: list[str] | None = Field(None, description="Model families to search (default, or empty: every "
-                                                         "family of the task).")
-    num_samples: int = Field(20, ge=1, description="Trials in the search.")
-    max_steps: int = Field(8, ge=1, description="Steps of an iterative trial (x25 trees/iterations, or epochs).")
     grace_period: int = Field(3, ge=1, description="ASHA: steps before a trial may be stopped.")
     reduction_factor: int = Field(3, ge=2, description="ASHA: keep 1/reduction_factor per rung.")
     max_concurrent: int | None = Field(None, ge=1, description="Trials at once (default: CPUs).")
@@ -80,6 +74,19 @@ class SearchConfig(BaseModel):
     seed: int = Field(0, description="Seed of the searcher and the models.")
     experiment: str = Field("raymlops-automl", description="MLflow experiment of the search.")
     alias: str = Field("challenger", description="Alias the best version gets.")
+
+
+class SearchConfig(TuneOptions):
+    """What to search: the model, its task and metric, the families and the budget."""
+
+    name: str = Field(description="Registered model name the best trial is registered under.")
+    task: Task = Field("binary", description="What the label is: binary, multiclass or regression.")
+    metric: str | None = Field(None, description="Validation metric that ranks trials, in its own direction "
+                                                 "(default: roc_auc, log_loss or rmse by task).")
+    families: list[str] | None = Field(None, description="Model families to search (default, or empty: every "
+                                                         "family of the task).")
+    num_samples: int = Field(20, ge=1, description="Trials in the search.")
+    max_steps: int = Field(8, ge=1, description="Steps of an iterative trial (x25 trees/iterations, or epochs).")
     register_best: bool = Field(True, description="Register the best trial's model.")
     refit: bool = Field(True, description="Register the best configuration refit on train + validation rows "
                                           "(its held-out scores are the trial's); else the trial's own model.")

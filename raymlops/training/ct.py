@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from raymlops.config import Settings
 
-__all__ = ["CTPolicy", "ContinuousTrainer", "Event", "decide_trigger", "decided_periods", "history", "log_event",
+__all__ = ["CTPolicy", "CTRules", "ContinuousTrainer", "Event", "decide_trigger", "decided_periods", "history", "log_event",
            "pending_requests", "publish_event_metrics", "request_cycle", "training_window"]
 
 CT_EXPERIMENT = "raymlops-ct"
@@ -44,16 +44,12 @@ PERIOD_TAG = "ct_period"  # version tag: the period whose cycle registered the v
 Trigger = Literal["drift", "performance", "schedule", "manual", "bootstrap", "resumed"]
 
 
-class CTPolicy(BaseModel):
-    """When to retrain, on what, and when a challenger is good enough."""
+class CTRules(BaseModel):
+    """When to retrain and when a challenger is good enough: the part of a policy that a
+    training spec's ``ct`` section sets as it is."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="Registered model the loop manages.")
-    task: Literal["binary", "multiclass", "regression"] = Field("binary", description="The model's task.")
-    metric: str = Field("roc_auc", description="Metric of the performance trigger and the gate.")
-    window: Literal["sliding", "expanding"] = Field("sliding", description="Training window kind.")
-    window_periods: int = Field(2, ge=1, description="Periods in a sliding window.")
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that triggers.")
     drift_columns: list[str] | None = Field(None, description="Columns to watch (default: model inputs).")
     performance_drop: float = Field(0.02, ge=0, description="Loss in the metric (its units, in its bad "
@@ -63,12 +59,22 @@ class CTPolicy(BaseModel):
     promote_margin: float = Field(0.0, ge=0, description="How much better (in the metric) the challenger must be.")
     trials: int = Field(6, ge=1, description="AutoML trials per retrain.")
     max_steps: int = Field(4, ge=1, description="Steps of an iterative trial.")
-    families: list[str] | None = Field(None, description="Model families (default: every family of the task).")
     valid_fraction: float = Field(
         0.5, gt=0, lt=1,
         description="Newest share of the window that ranks the trials and gates the challenger. The default "
                     "with a two-period sliding window is the newest period: a whole period of fresh labels "
                     "(replay of 2013: mean AUC 0.7164-0.7187 at 0.5 against 0.7137 at 0.25).")
+
+
+class CTPolicy(CTRules):
+    """The rules applied to one model: its task and metric, window and families."""
+
+    model: str = Field(description="Registered model the loop manages.")
+    task: Literal["binary", "multiclass", "regression"] = Field("binary", description="The model's task.")
+    metric: str = Field("roc_auc", description="Metric of the performance trigger and the gate.")
+    window: Literal["sliding", "expanding"] = Field("sliding", description="Training window kind.")
+    window_periods: int = Field(2, ge=1, description="Periods in a sliding window.")
+    families: list[str] | None = Field(None, description="Model families (default: every family of the task).")
 
 
 @dataclass

@@ -73,6 +73,7 @@ class CTService:
         self.folder = Path(self.settings.storage_root) / "ct" / "schedules"
         self.models: dict[str, dict[str, Any]] = {}
         self._loop_task: asyncio.Task | None = None
+        self._check: Any = None  # the remote function of a check, built once
         for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
             entry = json.loads(path.read_text())
             self.models[entry["model"]] = self._state(entry, next_at=time.time())
@@ -187,8 +188,9 @@ class CTService:
             return
         state["next_at"] = time.time() + state["every_s"]
         manual, state["manual"] = state["manual"], False
-        check = ray.remote(num_cpus=0, max_retries=0)(_check)
-        state["running"] = check.remote(state["spec"], self._settings_data, manual)
+        if self._check is None:
+            self._check = ray.remote(num_cpus=0, max_retries=0)(_check)
+        state["running"] = self._check.remote(state["spec"], self._settings_data, manual)
         state["running_since"] = time.time()
         state["checks"] += 1
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raymlops.exceptions import ValidationError
-from raymlops.training.periods import closed_periods, parse_period, period_bounds, period_index
+from raymlops.exceptions import ConfigError, ValidationError
+from raymlops.training.periods import closed_periods, parse_period, period_index
 
 __all__ = ["LabelledData", "split_by_time", "window_bounds"]
 
@@ -95,18 +95,14 @@ class LabelledData:
         first, last = period_index(stamps, self.spec.period, self.spec.timezone)
         return list(pd.period_range(first, last, freq=first.freq))
 
-    def bounds(self, period: pd.Period) -> tuple[pd.Timestamp, pd.Timestamp]:
-        return period_bounds(period, self.spec.timezone)
-
     # -- rows with features ------------------------------------------------------------------
 
     def _service(self) -> Any:
         if self.spec.features.service is None:
             return None
-        if self._features is None:
-            from raymlops.features.client import FeatureStoreClient
-
-            self._features = FeatureStoreClient.connect()
+        if self._features is None:  # the caller connects (workflow.labelled_data): no platform import here
+            raise ConfigError(f"the spec names feature service {self.spec.features.service!r}: give LabelledData "
+                              "a FeatureStoreClient or the service's HistoricalFeatures", field="features.service")
         if not hasattr(self._features, "join"):  # a client: resolve the service once
             self._features = self._features.historical_features(self.spec.features.service)
         return self._features
@@ -128,14 +124,6 @@ class LabelledData:
         if not parts:
             return rows.head(0).drop(columns="_period")
         return pd.concat(parts, ignore_index=True).sort_values(self.timestamp, kind="stable").reset_index(drop=True)
-
-    def between(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        """Rows with ``start <= timestamp < end`` (whole periods joined, then cut)."""
-        ts = self.timestamp
-        stamps = pd.Series([start, end - pd.Timedelta(microseconds=1)])
-        first, last = period_index(stamps, self.spec.period, self.spec.timezone)
-        frame = self.frame(list(pd.period_range(first, last, freq=first.freq)))
-        return frame[(frame[ts] >= start) & (frame[ts] < end)].reset_index(drop=True)
 
     # -- model inputs ----------------------------------------------------------------------------
 

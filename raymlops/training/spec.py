@@ -30,6 +30,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticError, model_validator
 
 from raymlops.exceptions import ConfigError
+from raymlops.training.automl import TuneOptions
+from raymlops.training.ct import CTRules
 
 __all__ = ["CTSection", "FeatureInputs", "LabelSource", "SearchSection", "SqlQuery", "TrainSection",
            "TrainingSpec", "WindowSection", "load_spec", "parse_spec"]
@@ -105,38 +107,17 @@ class TrainSection(_Strict):
     valid_fraction: float = Field(0.25, gt=0, lt=1, description="Newest share of rows that validates.")
 
 
-class SearchSection(_Strict):
-    """The AutoML search (Ray Tune: TPE + ASHA)."""
+class SearchSection(TuneOptions):
+    """The AutoML search (Ray Tune: TPE + ASHA): its budget, and how it runs on Tune."""
 
     families: list[str] | None = Field(None, description="Model families (default: every family of the task).")
     trials: int = Field(12, ge=1, description="Trials per search.")
     max_steps: int = Field(6, ge=1, description="Steps of an iterative trial (x25 trees/iterations, or epochs).")
-    grace_period: int = Field(3, ge=1, description="ASHA: steps before a trial may be stopped.")
-    reduction_factor: int = Field(3, ge=2, description="ASHA: keep 1/reduction_factor per rung.")
-    max_concurrent: int | None = Field(None, ge=1, description="Trials at once (default: CPUs).")
-    cpus_per_trial: float = Field(1.0, gt=0, description="CPUs each trial reserves.")
-    gpus_per_torch_trial: float = Field(0.5, ge=0, description="GPU share of a torch trial on a GPU cluster.")
-    max_failures: int = Field(2, ge=0, description="Retries of a failed trial, from its checkpoint.")
-    seed: int = Field(0, description="Seed of the searcher and the models.")
-    experiment: str = Field("raymlops-automl", description="MLflow experiment of `raymlops train`'s searches.")
-    alias: str = Field("challenger", description="Alias the registered best version gets.")
 
 
-class CTSection(_Strict):
-    """Continuous training: when to retrain and when a challenger is good enough."""
+class CTSection(CTRules):
+    """Continuous training: the rules, and which periods the loop decides when."""
 
-    drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted input columns that triggers.")
-    drift_columns: list[str] | None = Field(None, description="Columns to watch (default: the model inputs).")
-    performance_drop: float = Field(0.02, ge=0, description="Loss in the metric (its own units, in its "
-                                                            "bad direction) from the champion's baseline "
-                                                            "that triggers.")
-    schedule_every: int | None = Field(None, ge=1, description="Retrain every N cycles regardless.")
-    cooldown: int = Field(1, ge=0, description="Cycles after a retrain in which no trigger retrains.")
-    promote_margin: float = Field(0.0, ge=0, description="How much better the challenger must be.")
-    trials: int = Field(6, ge=1, description="AutoML trials per retrain.")
-    max_steps: int = Field(4, ge=1, description="Steps of an iterative trial in a retrain.")
-    valid_fraction: float = Field(0.5, gt=0, lt=1, description="Newest share of the window that ranks the "
-                                                               "trials and gates the challenger.")
     start: str | None = Field(None, description="First period CT decides (default: the first after the "
                                                 "champion's training window).")
     grace_periods: int = Field(0, ge=0, description="Periods to wait after a period ends for late labels "
@@ -201,10 +182,6 @@ class TrainingSpec(_Strict):
             return path
         return str(Path(self.base_dir) / path)
 
-    def input_columns(self) -> list[str]:
-        """Label-table columns the model reads (entity keys a service joins on come along)."""
-        return list(dict.fromkeys([*self.features.columns]))
-
     def search_config(self, *, trials: int | None = None, max_steps: int | None = None,
                       alias: str | None = None, experiment: str | None = None,
                       warm_start: list[dict[str, Any]] | None = None) -> Any:
@@ -212,26 +189,19 @@ class TrainingSpec(_Strict):
         from raymlops.training.automl import SearchConfig
 
         s = self.search
-        return SearchConfig(
-            name=self.name, task=self.task, metric=self.metric, families=list(s.families or []),
-            num_samples=trials or s.trials, max_steps=max_steps or s.max_steps, grace_period=s.grace_period,
-            reduction_factor=s.reduction_factor, max_concurrent=s.max_concurrent, cpus_per_trial=s.cpus_per_trial,
-            gpus_per_torch_trial=s.gpus_per_torch_trial, max_failures=s.max_failures, seed=s.seed,
-            experiment=experiment or s.experiment, alias=alias or s.alias, warm_start=list(warm_start or []),
-        )
+        tune = s.model_dump(include=set(TuneOptions.model_fields))
+        tune.update(experiment=experiment or s.experiment, alias=alias or s.alias)
+        return SearchConfig(name=self.name, task=self.task, metric=self.metric, families=list(s.families or []),
+                            num_samples=trials or s.trials, max_steps=max_steps or s.max_steps,
+                            warm_start=list(warm_start or []), **tune)
 
     def ct_policy(self) -> Any:
         """The CTPolicy of this spec's ``ct`` section and window."""
         from raymlops.training.ct import CTPolicy
 
-        c = self.ct
-        return CTPolicy(
-            model=self.name, task=self.task, metric=self.metric, window=self.window.kind,
-            window_periods=self.window.periods, drift_share=c.drift_share, drift_columns=c.drift_columns,
-            performance_drop=c.performance_drop, schedule_every=c.schedule_every, cooldown=c.cooldown,
-            promote_margin=c.promote_margin, trials=c.trials, max_steps=c.max_steps,
-            families=list(self.search.families or []), valid_fraction=c.valid_fraction,
-        )
+        return CTPolicy(model=self.name, task=self.task, metric=self.metric, window=self.window.kind,
+                        window_periods=self.window.periods, families=list(self.search.families or []),
+                        **self.ct.model_dump(include=set(CTRules.model_fields)))
 
 
 def _field_path(error: dict[str, Any]) -> str:

@@ -172,9 +172,11 @@ def champion_window(settings: Settings, model: str) -> list[str] | None:
 
 def run_pending(spec: Any, settings: Settings, *, manual: bool = False, data: LabelledData | None = None,
                 trainer: Any = None, on_event: Callable[[Any], None] | None = None,
+                on_plan: Callable[[CTPlan], None] | None = None,
                 on_start: Callable[[str, int, int], None] | None = None,
                 now: pd.Timestamp | None = None, limit: int | None = None) -> tuple[CTPlan, list[Any]]:
     """Decide every pending period in order (at most ``limit``); returns the plan and the events.
+    ``on_plan`` sees the plan before the first cycle, ``on_start``/``on_event`` each cycle.
 
     ``manual`` makes the first pending cycle retrain whatever the signals say.
     """
@@ -183,6 +185,8 @@ def run_pending(spec: Any, settings: Settings, *, manual: bool = False, data: La
     data = data or labelled_data(spec, settings)
     data.refresh()
     the_plan = plan(spec, settings, data, now=now, champion_window=champion_window(settings, spec.name))
+    if on_plan is not None:
+        on_plan(the_plan)
     todo = the_plan.pending[:limit] if limit is not None else the_plan.pending
     if not todo:
         return the_plan, []
