@@ -219,3 +219,40 @@ def test_labelled_data_by_period_with_empty_periods_and_typed_inputs(tmp_path: P
                                     "features": {"columns": ["x"]}}, base_dir=tmp_path))
     with pytest.raises(ValidationError, match="not numeric"):
         text.labels(text.frame(["2013-01"]))
+
+
+# -- which periods CT decides (MLflow on SQLite, no Ray) ----------------------------------------
+
+
+def test_plan_decides_each_closed_period_once_and_reports_late_labels(tmp_path: Path) -> None:
+    from raymlops.config import load_settings
+    from raymlops.training.ct import Event, log_event
+    from raymlops.training.workflow import plan
+
+    settings = load_settings(storage_root=tmp_path / "root")
+    frame = rows(120, "2013-01-01")  # January .. April, daily
+    frame.to_parquet(tmp_path / "labels.parquet")
+    s = parse_spec(GOOD, base_dir=tmp_path)
+    data = LabelledData(s)
+    now = pd.Timestamp("2013-05-15", tz="UTC")
+
+    # No champion, nothing decided: the newest closed period is where the first model is trained.
+    assert plan(s, settings, data, now=now).pending == ["2013-04"]
+    # A champion trained on January-February: the loop starts after its window.
+    window = ["2013-01-01T00:00:00+00:00", "2013-02-28T00:00:00+00:00"]
+    assert plan(s, settings, data, now=now, champion_window=window).pending == ["2013-03", "2013-04"]
+    # April is not over on April 20th and no later row exists yet.
+    assert plan(s, settings, data, now=pd.Timestamp("2013-04-20", tz="UTC"),
+                champion_window=window).pending == ["2013-03"]
+
+    log_event(settings, "m", Event(1, "2013-03", "drift", "rejected", "test", 1, 1, rows=31))
+    after = plan(s, settings, data, now=now, champion_window=window)
+    assert after.decided == ["2013-03"] and after.pending == ["2013-04"] and after.late == []
+
+    # Two labels of March arrive after its decision: reported, never decided again.
+    late = pd.concat([frame, rows(2, "2013-03-10T12:00")], ignore_index=True)
+    late.to_parquet(tmp_path / "labels.parquet")
+    data.refresh()
+    again = plan(s, settings, data, now=now, champion_window=window)
+    assert again.pending == ["2013-04"]
+    assert again.late == [{"period": "2013-03", "rows_at_decision": 31, "rows_now": 33}]
