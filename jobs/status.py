@@ -17,7 +17,8 @@ def main() -> int:
     platform = raymlops.init(start=False)
     report = raymlops.status(platform.settings)
     print(json.dumps(report, default=str, indent=2))
-    missing = [a["name"] for a in report["actors"] if a["state"] != "ALIVE"]
+    # an on-demand actor (the CT service) that nobody started yet is not a failure
+    missing = [a["name"] for a in report["actors"] if a["state"] not in ("ALIVE", "NOT STARTED")]
     if missing:
         print(f"platform actors not alive: {missing}", file=sys.stderr)
         return 1
