@@ -203,22 +203,24 @@ def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: 
             parts[i] = _summarize_block(opened.data[columns], kinds, k, sample_rows, seed=i)
         else:
             schema = opened.data.schema
-            items += [{"side": i, "task": pickle.dumps((f, schema, seed))}
-                      for f, seed in opened.fragments()]
+            items += [{"side": i, "order": len(items) + j, "task": pickle.dumps((f, schema, seed))}
+                      for j, (f, seed) in enumerate(opened.fragments())]
     if items:
         import ray
         import ray.data
 
         def block(batch: dict[str, Any]) -> dict[str, list[Any]]:
             mine: dict[int, list[_Part]] = {}
-            for side, task in zip(batch["side"], batch["task"], strict=True):
+            first: dict[int, int] = {}
+            for side, order, task in zip(batch["side"], batch["order"], batch["task"], strict=True):
+                first.setdefault(int(side), int(order))
                 fragment, schema, seed = pickle.loads(task)  # noqa: S301 - built just above
                 table = _read_fragment(fragment, schema, columns)
                 mine.setdefault(int(side), []).append(
                     _summarize_block(table, kinds, k, sample_rows, seed))
             # Merged per side inside the task: less to pickle and send than one part per file.
-            return {"side": list(mine), "part": [pickle.dumps(_merge(p, sample_rows))
-                                                 for p in mine.values()]}
+            return {"side": list(mine), "order": [first[s] for s in mine],
+                    "part": [pickle.dumps(_merge(p, sample_rows)) for p in mine.values()]}
 
         # About two tasks per CPU: enough to balance uneven files, few enough that Ray's
         # per-task cost (~tens of ms) stays small next to the reading.
@@ -231,7 +233,10 @@ def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: 
         # never starved; with one map operator and tiny outputs that only idles CPUs (on 2
         # CPUs it ran the tasks one at a time). Off for this dataset only (its own context).
         dataset.context.op_resource_reservation_enabled = False
-        rows = dataset.take_all()
+        # Same files -> same batches, merged in file order: float sums of the sketches do not
+        # depend on which task finished first (the report is identical run after run).
+        dataset.context.execution_options.preserve_order = True
+        rows = sorted(dataset.take_all(), key=lambda r: int(r["order"]))
         for i in {int(r["side"]) for r in rows}:
             # Parts are produced by our own code in this same job, never read from a store.
             mine = [pickle.loads(r["part"]) for r in rows if int(r["side"]) == i]  # noqa: S301
