@@ -377,6 +377,20 @@ class _MlflowTrials:
         self._writer.shutdown(wait=True)
         self._evaluator.shutdown(wait=False, cancel_futures=True)
 
+    def abandon(self, client: Any) -> None:
+        """The search failed or was interrupted: stop the threads and end the parent run FAILED
+        if it was opened. Never raises, so the search's own error (or the SystemExit of a
+        worker being stopped) is what the caller sees -- a cleanup error in its place would
+        read as an ordinary training failure."""
+        parent = self._parent
+        self.close()
+        if parent is None:
+            return
+        try:
+            client.set_terminated(parent.result(timeout=30), status="FAILED")
+        except Exception:  # noqa: BLE001 - best effort; the original error matters
+            logging.getLogger(__name__).debug("could not end the search's parent run", exc_info=True)
+
     def _log(self, trial: _FinishedTrial) -> None:
         from raymlops.training.tracking import Scored, log_training_run
 
@@ -568,8 +582,7 @@ def run_search(
         with _no_default_loggers():
             results = tuner.fit()
     except BaseException:
-        trials.close()
-        tracking_client(settings).set_terminated(trials.parent, status="FAILED")
+        trials.abandon(tracking_client(settings))
         raise
     # Repeats of finished configurations answered from their scores instead of trained again.
     tracking_client(settings).log_metric(trials.parent, "repeats_answered", searcher.repeats_answered)

@@ -1,6 +1,6 @@
 """The CT service on the shared cluster: it decides newly labelled periods by itself, its
 status answers while a check trains, and killed mid-cycle it comes back and decides every
-period exactly once (no duplicate, no lost decision)."""
+period exactly once (no duplicate, no lost decision), registering no period's model twice."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def _decision_records(settings, model: str) -> Counter:
 def test_killed_mid_cycle_the_service_decides_every_period_once(platform, tmp_path: Path) -> None:
     import ray
 
+    from raymlops.training.ct import history
+
     from raymlops import cluster
     from raymlops.training.ct_service import CT_SERVICE_ACTOR
     from raymlops.training.spec import parse_spec
@@ -64,18 +66,25 @@ def test_killed_mid_cycle_the_service_decides_every_period_once(platform, tmp_pa
         ray.kill(service, no_restart=False)  # killed mid-cycle; Ray restarts it
 
         deadline = time.monotonic() + 400
-        while set(_decision_records(settings, model)) != {"2012-02", "2012-03", "2012-04"}:
+        periods = {"2012-02", "2012-03", "2012-04", "2012-05"}  # every month written is over by now
+        while set(_decision_records(settings, model)) != periods:
             assert time.monotonic() < deadline, _decision_records(settings, model)
             time.sleep(2)
         time.sleep(3)  # a duplicate would be written by a check still running now
         counts = _decision_records(settings, model)
-        assert counts == Counter({"2012-02": 1, "2012-03": 1, "2012-04": 1}), counts
+        assert counts == Counter(dict.fromkeys(periods, 1)), counts
+        # The kill is no training failure: the interrupted period was redone, not recorded failed.
+        decisions = {e["period"]: e["decision"] for e in history(settings, model, limit=50)}
+        assert "failed" not in decisions.values(), decisions
         (row,) = [r for r in ray.get(service.status.remote(), timeout=30) if r["model"] == model]
         assert row["checks"] >= 1  # the restarted service reloaded its schedule from storage
 
         from raymlops.registry.client import RegistryClient
 
         versions = RegistryClient.connect(settings).list_versions(model)
-        assert len(versions) == 3, [v["version"] for v in versions]  # one per decided period
+        # No period registered twice (a redone cycle reuses its version by idempotency key);
+        # a cycle that found its promotion already made registers nothing.
+        registered_for = [v["tags"].get("ct_period") for v in versions]
+        assert len(registered_for) == len(set(registered_for)) and set(registered_for) <= periods, registered_for
     finally:
         ray.get(service.stop.remote(), timeout=60)
