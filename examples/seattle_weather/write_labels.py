@@ -24,7 +24,7 @@ def seattle_weather() -> pd.DataFrame:
     """The CSV shipped inside the vega_datasets package (read directly: no download)."""
     spec = importlib.util.find_spec("vega_datasets")
     if spec is None or spec.origin is None:
-        raise SystemExit("pip install vega-datasets (it ships seattle-weather.csv)")
+        raise SystemExit("pip install -e '.[examples]'  (vega-datasets ships seattle-weather.csv)")
     frame = pd.read_csv(Path(spec.origin).parent / "_data" / "seattle-weather.csv")
     frame["date"] = pd.to_datetime(frame["date"], format="%Y/%m/%d").dt.tz_localize("UTC")
     return frame
