@@ -76,14 +76,14 @@ class Plain:
 
 
 async def _load(url: str, payload: bytes, concurrency: int, seconds: float,
-                warmup: float = 1.0) -> dict[str, float]:
+                warmup: float = 1.0, auth: dict[str, str] | None = None) -> dict[str, float]:
     import aiohttp
 
     latencies: list[float] = []
     errors = 0
     start = time.perf_counter()
     measure_from, stop_at = start + warmup, start + warmup + seconds
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **(auth or {})}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         async def worker() -> None:
@@ -173,6 +173,7 @@ def _run_mode(mode: str, root: Path, model, X, blob: bytes, meta, row, payload: 
     from raymlops.cluster import down
     from raymlops.config import load_settings
     from raymlops.registry import RegistryClient
+    from raymlops.serving.auth import client_headers
 
     settings = load_settings(storage_root=root, gcs_port=free_port(), dashboard_port=free_port(),
                              serve_port=free_port(), serve_haproxy=mode == "haproxy")
@@ -184,6 +185,8 @@ def _run_mode(mode: str, root: Path, model, X, blob: bytes, meta, row, payload: 
         serving.deploy("bench", settings=settings, log_predictions=False)
         serve.run(serve.deployment(Plain).bind(blob, meta.to_json()), name="plain",
                   route_prefix="/plain")
+        # the inference token when one is on (sent to all three servers: same request bytes)
+        auth = client_headers(settings)
         urls = {
             "raymlops": f"{settings.serve_url}/models/bench/invocations",
             "plain Serve": f"{settings.serve_url}/plain",
@@ -193,7 +196,8 @@ def _run_mode(mode: str, root: Path, model, X, blob: bytes, meta, row, payload: 
             for _ in range(60):
                 try:
                     r = httpx.post(url, content=payload,
-                                   headers={"content-type": "application/json"}, timeout=30)
+                                   headers={"content-type": "application/json", **auth},
+                                   timeout=30)
                     if r.status_code == 200:
                         break
                 except httpx.HTTPError:
@@ -203,7 +207,7 @@ def _run_mode(mode: str, root: Path, model, X, blob: bytes, meta, row, payload: 
         results: dict[tuple[str, int], dict[str, float]] = {}
         for c in CONCURRENCY:
             for name, url in reversed(list(urls.items())):
-                results[(name, c)] = asyncio.run(_load(url, payload, c, seconds))
+                results[(name, c)] = asyncio.run(_load(url, payload, c, seconds, auth=auth))
                 print(mode, name, c, results[(name, c)], flush=True)
         return results
     finally:

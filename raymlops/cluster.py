@@ -26,7 +26,8 @@ import ray
 from raymlops import _head, _status
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ClusterError, ClusterNotRunningError
-from raymlops.platform import PLATFORM_INFO_ACTOR, platform_actor_specs
+from raymlops.platform import HEAD_PINNED, PLATFORM_INFO_ACTOR, platform_actor_specs
+from raymlops.shared_state import check_shared_state, cluster_hosts
 
 __all__ = ["Platform", "down", "ensure_platform_actors", "init", "status", "up"]
 
@@ -132,6 +133,7 @@ def _create_actor(spec: Any, settings: Settings) -> Any:
         "get_if_exists": True,
         "max_restarts": -1,
         "max_task_retries": -1,
+        **HEAD_PINNED,
         **spec.options,
     }
     return cls.options(**options).remote(settings.model_dump(mode="json"))
@@ -212,6 +214,7 @@ def init(
         if started_head:
             _wait_for_job_agent(settings.start_timeout_s)
     settings = _settings_from_platform(settings)
+    check_shared_state(settings, len(cluster_hosts(ray.nodes())))
     actors, created = ensure_platform_actors(settings, wait=wait)
     return Platform(
         settings=settings,

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from raymlops.exceptions import ConfigError
+from raymlops.storage import Storage, normalize_uri
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
 
@@ -41,10 +42,18 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True
     )
 
-    storage_root: Path = Field(
-        default_factory=lambda: Path.home() / ".raymlops",
-        description="Root folder for datasets, the offline store, logs, MLflow's SQLite file "
-        "and artifacts, and the state of what `raymlops up` started.",
+    storage_root: str = Field(
+        default_factory=lambda: str(Path.home() / ".raymlops"),
+        description="Where the platform keeps its files (datasets, offline store, prediction "
+        "log, reports, MLflow artifacts, Tune results): a local folder, file:///path, or "
+        "s3://bucket/prefix on any S3-compatible store (configured by the standard AWS_* "
+        "variables). On a cluster of several nodes it must be a store every node reaches: "
+        "s3://, or a folder mounted at the same path on every node (storage_shared).",
+    )
+    storage_shared: bool = Field(
+        default=False,
+        description="Declare a local storage_root a shared mount (NFS, EFS...) that every node "
+        "sees at the same path, so a cluster of several nodes accepts it.",
     )
     tracking_uri: str | None = Field(
         default=None,
@@ -89,6 +98,12 @@ class Settings(BaseSettings):
     serve_host: str = Field(default="127.0.0.1", description="Host Ray Serve's HTTP proxy binds to.")
     serve_port: Port = Field(
         default=8000, ge=1024, le=65535, description="Port of Ray Serve's HTTP proxy."
+    )
+    inference_token: str | None = Field(
+        default=None,
+        description="Bearer token the model endpoints ask for (Authorization: Bearer <token>; "
+        "401 without it). Empty: none when serve_host is a loopback address; otherwise one is "
+        "generated once and kept in <state_dir>/inference-token (mode 0600).",
     )
     serve_haproxy: bool = Field(
         default=True,
@@ -147,23 +162,27 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long to wait for a head to come up."
     )
 
-    @field_validator("storage_root", mode="after")
+    @field_validator("storage_root", mode="before")
     @classmethod
-    def _absolute_root(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _normal_root(cls, value: Any) -> str:
+        try:
+            return normalize_uri(value)
+        except (TypeError, ConfigError) as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:
         root = self.storage_root
+        local = self.local_dir
         derived: dict[str, Any] = {}
         if self.tracking_uri is None:
-            derived["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
+            derived["tracking_uri"] = f"sqlite:///{local / 'mlflow.db'}"
         if self.feature_registry_uri is None:
-            derived["feature_registry_uri"] = f"sqlite:///{root / 'features.db'}"
+            derived["feature_registry_uri"] = f"sqlite:///{local / 'features.db'}"
         if self.artifact_location is None:
-            derived["artifact_location"] = str(root / "mlartifacts")
+            derived["artifact_location"] = self.storage.uri_of("mlartifacts")
         if self.ray_temp_dir is None:
-            digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+            digest = hashlib.sha256(root.encode()).hexdigest()[:8]
             derived["ray_temp_dir"] = Path(f"/tmp/raymlops-{digest}")
         for key, value in derived.items():
             object.__setattr__(self, key, value)
@@ -187,17 +206,24 @@ class Settings(BaseSettings):
     # -- derived locations (one place that knows the layout under the root) --------------------
 
     @property
-    def datasets_dir(self) -> Path:
-        return self.storage_root / "datasets"
+    def storage(self) -> Storage:
+        """The storage root, for code on any node (see :mod:`raymlops.storage`)."""
+        return Storage(self.storage_root)
 
     @property
-    def offline_store_dir(self) -> Path:
-        return self.storage_root / "offline"
+    def local_dir(self) -> Path:
+        """This machine's own folder for this platform: the storage root when it is local,
+        else ``~/.raymlops/local-<hash of the root>`` (what only the machine that runs
+        `raymlops up` needs: its run state and the default SQLite files)."""
+        if self.storage.is_local:
+            return Path(self.storage_root)
+        digest = hashlib.sha256(self.storage_root.encode()).hexdigest()[:8]
+        return Path.home() / ".raymlops" / f"local-{digest}"
 
     @property
     def state_dir(self) -> Path:
         """Where `raymlops up` records what it started, so `down` stops only that."""
-        return self.storage_root / "run"
+        return self.local_dir / "run"
 
     @property
     def dashboard_url(self) -> str:
@@ -214,6 +240,8 @@ class Settings(BaseSettings):
                     "redis_url"):
             if data.get(key):
                 data[key] = mask_password(data[key])
+        if data.get("inference_token"):
+            data["inference_token"] = "***"
         return data
 
 

@@ -7,6 +7,7 @@ it maps to, so the CLI, the Python API and the HTTP layer report the same thing 
     RaymlopsError (500)
     ├── ConfigError (400)                  a setting is invalid; names the field
     ├── BadRequestError (400)              malformed input (e.g. body is not JSON)
+    ├── AuthenticationError (401)          no or wrong credentials (the inference token)
     ├── NotFoundError (404)
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
@@ -29,6 +30,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AliasNotFoundError",
+    "AuthenticationError",
     "BadRequestError",
     "ClusterError",
     "ClusterNotRunningError",
@@ -94,6 +96,13 @@ class BadRequestError(RaymlopsError):
     """The request itself is malformed (not JSON, wrong shape)."""
 
     http_status = 400
+
+
+class AuthenticationError(RaymlopsError):
+    """The request carries no credentials or the wrong ones. Never put the credential itself
+    (or the expected one) in the message or context: both reach the client and the logs."""
+
+    http_status = 401
 
 
 class NotFoundError(RaymlopsError):

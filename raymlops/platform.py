@@ -19,7 +19,7 @@ from typing import Any
 
 from raymlops import __version__
 
-__all__ = ["PLATFORM_INFO_ACTOR", "ActorSpec", "PlatformInfo", "platform_actor_specs", "register_actor"]
+__all__ = ["HEAD_PINNED", "PLATFORM_INFO_ACTOR", "ActorSpec", "PlatformInfo", "platform_actor_specs", "register_actor"]
 
 PLATFORM_INFO_ACTOR = "raymlops-platform"
 
@@ -39,6 +39,14 @@ class ActorSpec:
     def load_class(self) -> type:
         module_name, _, attr = self.import_path.partition(":")
         return getattr(importlib.import_module(module_name), attr)
+
+
+# Every platform actor runs on the head node, and a restarted one comes back there: the head
+# is the node a cluster never loses to scale-down (a worker holding only zero-CPU actors looks
+# idle to the autoscaler), and it is where the head-local state lives (the online log, the
+# alert history). "node:__internal_head__" is the resource Ray gives the head only.
+HEAD_PINNED: dict[str, Any] = {"resources": {"node:__internal_head__": 0.001},
+                               "scheduling_strategy": "DEFAULT"}
 
 
 _SPECS: dict[str, ActorSpec] = {}

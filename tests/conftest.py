@@ -26,3 +26,29 @@ def require_service(port: int, name: str) -> None:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3 store (SeaweedFS) on loopback for the whole session, bucket ``contract``."""
+    from tests.s3_store import start_s3_store
+
+    store = start_s3_store(tmp_path_factory.mktemp("s3"))
+    store.make_bucket("contract")
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The same test on a local folder and on S3 (AWS_* set for this test only)."""
+    from raymlops.storage import Storage
+
+    if request.param == "local":
+        return Storage.open(tmp_path / "root")
+    store = request.getfixturevalue("s3_store")
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
+    return Storage.open(f"s3://contract/{tmp_path.name}")

@@ -19,8 +19,10 @@ app.add_typer(batch_app, name="batch")
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME@VERSION (default alias: champion).")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="Parquet/CSV file or folder.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (Parquet).")],
+    input: Annotated[str, typer.Option(
+        "--input", "-i", help="Parquet/CSV file or folder: a local path or s3://bucket/key.")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Output folder (Parquet): a local path or s3://bucket/prefix.")],
     keep: Annotated[str | None, typer.Option(help="Comma-separated input columns to copy to the output.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Scoring actors (default: from the cluster's CPUs).")] = None,
     rows_per_unit: Annotated[int, typer.Option(min=1, help="Most rows per unit of work.")] = 100_000,

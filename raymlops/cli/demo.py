@@ -68,16 +68,19 @@ def demo(
     console.print("versions: " + ", ".join(f"v{v['version']}" + (f" ({', '.join(v['aliases'])})" if v["aliases"] else "")
                                           for v in summary["versions"]))
     console.print(f"report: [bold]{summary['report']}[/] (open it in a browser)")
-    root = summary["storage_root"]
-    console.print(f"MLflow UI: mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db "
-                  f"--default-artifact-root {root}/mlartifacts")
+    console.print(f"MLflow UI: mlflow ui --backend-store-uri {summary['tracking_uri']} "
+                  f"--default-artifact-root {summary['artifact_location']}")
     if not keep_running:
         console.print("Ray dashboard and the endpoint were stopped with the demo's platform; run "
                       "`raymlops demo --keep-running` to browse the dashboard and call the model.")
     if keep_running:
         console.print(f"Ray dashboard: {summary.get('dashboard_url')} (token: ~/.ray/auth_token)")
+        from raymlops.serving.auth import token_hint
+
+        hint = token_hint(ctx.obj.settings())  # where the token is, never the token itself
         # One unwrapped, unstyled line, so it pastes into a shell as printed.
-        curl = ("curl -s -X POST " + summary["serving_url"] + " -H 'Content-Type: application/json' "
+        curl = ("curl -s -X POST " + summary["serving_url"] + (f" {hint}" if hint else "")
+                + " -H 'Content-Type: application/json' "
                 "-d '{\"dataframe_records\": [{\"origin\": \"JFK\", \"tailnum\": \"N14228\", "
                 "\"hour\": 17, \"distance\": 1089, \"carrier\": \"UA\"}]}'")
         console.print("try it:")

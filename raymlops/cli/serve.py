@@ -84,6 +84,12 @@ def deploy(
     render_status([entry])
     console.print(f"POST {entry['url']}/invocations   (docs: {entry['url']}/docs)\n"
                   f"POST {entry['v2_url']}/infer")
+    from raymlops.serving.auth import token_hint
+
+    hint = token_hint(ctx.obj.settings())  # where the token is, never the token itself
+    if hint:
+        console.print(f"the endpoints ask for the inference token: curl {hint} ...",
+                      soft_wrap=True, markup=False, highlight=False)
 
 
 @serve_app.command("status")

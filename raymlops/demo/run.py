@@ -11,7 +11,7 @@ and the platform it started is taken down again unless ``keep_running``):
 4. month after month: batch-score the month with Ray Data, then one continuous-training
    cycle (drift against the training window, champion AUC, maybe retrain + gated promotion)
    while online traffic keeps flowing -- a promotion hot-swaps the served model;
-5. a one-screen summary and an HTML report under the storage root.
+5. a one-screen summary and an HTML report under the storage root (``demo/report.html``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,8 @@ import pandas as pd
 
 from raymlops.config import Settings
 from raymlops.exceptions import RaymlopsError
+from raymlops.serving.auth import client_headers
+from raymlops.storage import Storage
 
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
@@ -61,11 +62,25 @@ def _stage(name: str, say: Callable[[str], None]) -> Iterator[None]:
     say(f"  done in {time.perf_counter() - started:.1f} s")
 
 
-def _month_inputs(frame: pd.DataFrame, path: Path) -> Path:
+def _month_inputs(frame: pd.DataFrame, root: Storage, key: str) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     cols = ["origin", "tailnum", "sched_dep_ts", "hour", "distance", "carrier", "delayed"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame[cols].to_parquet(path, index=False, row_group_size=10_000)
-    return path
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame[cols], preserve_index=False), sink,
+                   row_group_size=10_000)
+    root.write_bytes(key, sink.getvalue().to_pybytes())
+    return root.uri_of(key)
+
+
+def _read_output(uri: str) -> pd.DataFrame:
+    import pyarrow.dataset as pads
+
+    from raymlops.storage import filesystem_of
+
+    fs, path = filesystem_of(uri)
+    return pads.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -91,7 +106,9 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
         with _stage("1/5 platform, data and features", say):
             platform = cluster.up(settings)
             settings = platform.settings
-            flights.write_parquet(settings.datasets_dir)
+            # The example's tables are read by this driver only: they stay on its machine.
+            datasets = settings.local_dir / "datasets"
+            flights.write_parquet(datasets)
             from raymlops.features.client import FeatureStoreClient
 
             fs = FeatureStoreClient.connect(settings)
@@ -104,11 +121,16 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
             from raymlops.datasets.flights_labels import flights_spec
             from raymlops.training.dataset import LabelledData
 
-            spec = flights_spec(settings.datasets_dir)
+            spec = flights_spec(datasets)
             spec.search.max_steps = 4
             data = LabelledData(spec, features)
-        root = Path(settings.storage_root) / "demo"
-        summary["storage_root"] = str(settings.storage_root)
+        # Month inputs, scored months and the report: under the storage root, where the
+        # scoring actors on every node read and write them (a local folder or S3).
+        root = settings.storage.child("demo")
+        summary["storage_root"] = settings.storage_root
+        public = settings.public_dict()  # passwords masked
+        summary["tracking_uri"] = public["tracking_uri"]
+        summary["artifact_location"] = public["artifact_location"]
 
         from raymlops.registry.client import RegistryClient
         from raymlops.training.workflow import train
@@ -128,10 +150,11 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
         from raymlops.demo.traffic import OnlineTraffic
         with _stage("3/5 serve the champion, online requests for March", say):
             serving.deploy(MODEL, "champion", settings=settings)
-            url = f"http://127.0.0.1:{settings.serve_port}/models/{MODEL}/invocations"
+            url = f"{settings.serve_url}/models/{MODEL}/invocations"
             march = data.frame(["2013-03"]).copy()
             march["time_hour"] = march["sched_dep_ts"].dt.floor("h")
-            traffic = OnlineTraffic(url, march, weather.to_pandas(), fs, rate=options.request_rate)
+            traffic = OnlineTraffic(url, march, weather.to_pandas(), fs, rate=options.request_rate,
+                                    headers=client_headers(settings))
             traffic.push_weather(march["time_hour"].iloc[0])
             for _, row in march.head(3).iterrows():
                 answer = traffic.send(march.loc[[row.name]])
@@ -159,11 +182,11 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
                 rows = data.frame([period]).copy()
                 rows["time_hour"] = rows["sched_dep_ts"].dt.floor("h")
                 traffic.set_flights(rows)
-                source = _month_inputs(rows, root / "months" / f"2013-{month:02d}.parquet")
-                out = root / "scored" / f"2013-{month:02d}"
+                source = _month_inputs(rows, root, f"months/2013-{month:02d}.parquet")
+                out = root.uri_of(f"scored/2013-{month:02d}")
                 batch = batch_predict(f"{MODEL}@champion", source, out, settings=settings,
                                       keep_columns=["delayed"], overwrite=True, show_progress=False)
-                scored = pd.read_parquet(out)
+                scored = _read_output(out)
                 auc_loop = _auc(scored["delayed"].astype(int).to_numpy(), scored["score"].to_numpy())
                 frame = data.model_inputs(rows)
                 auc_frozen = _auc(rows["delayed"].astype(int).to_numpy(), frozen.predict_proba(frame)[:, 1])
@@ -194,11 +217,9 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
         from raymlops.demo.report import render_report
 
         with _stage("5/5 report", say):
-            root.mkdir(parents=True, exist_ok=True)
-            report = root / "report.html"
-            report.write_text(render_report(summary))
-            (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-            summary["report"] = str(report)
+            root.write_text("report.html", render_report(summary))
+            root.write_text("summary.json", json.dumps(summary, indent=2, default=str))
+            summary["report"] = root.uri_of("report.html")
             summary["dashboard_url"] = platform.dashboard_url
         return summary
     finally:

@@ -43,14 +43,19 @@ class TrafficStats:
 
 
 class OnlineTraffic:
-    """Sends ``rate`` requests/s of ``flights`` (rows in time order) until stopped."""
+    """Sends ``rate`` requests/s of ``flights`` (rows in time order) until stopped.
+
+    ``headers`` go with every request: the inference token's ``Authorization`` when the
+    endpoints ask for one (``raymlops.serving.auth.client_headers(settings)``).
+    """
 
     def __init__(self, url: str, flights: pd.DataFrame, weather: pd.DataFrame, features: Any,
-                 rate: float = 20.0, rows_per_request: int = 1) -> None:
+                 rate: float = 20.0, rows_per_request: int = 1,
+                 headers: dict[str, str] | None = None) -> None:
         import httpx
 
         self.url = url
-        self.client = httpx.Client(timeout=30.0)
+        self.client = httpx.Client(timeout=30.0, headers=headers)
         self.features, self.weather = features, weather
         self.rate, self.rows_per_request = rate, rows_per_request
         self.stats = TrafficStats()

@@ -66,8 +66,10 @@ class FeatureStore:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = load_settings(**{k: v for k, v in settings.items() if v is not None})
         self.definitions = DefinitionsStore(self.settings.feature_registry_uri)
-        self.offline = OfflineStore(self.settings.offline_store_dir)
-        online_dir = self.settings.storage_root / "online"
+        self.offline = OfflineStore(self.settings.storage.child("offline"))
+        # The online log and the watermarks are this actor's own files, on its node (the
+        # head: platform actors are pinned there); a shared store is the 'redis' backend.
+        online_dir = self.settings.local_dir / "online"
         self.online = make_backend(
             self.settings.online_store, path=online_dir, redis_url=self.settings.redis_url,
             prefix=f"{self.settings.redis_prefix}:{self.settings.namespace}",
@@ -226,23 +228,25 @@ class FeatureStore:
         since_s = pa.scalar(since.astimezone(dt.timezone.utc), type=ts_type) if since else None
         lo = since.astimezone(dt.timezone.utc).date().isoformat() if since else ""
         hi = end.astimezone(dt.timezone.utc).date().isoformat()
-        files = sorted(  # partition pruning on the date folders
-            str(p) for p in self.offline.view_dir(view.name, version).rglob("*.parquet")
-            if lo <= p.parent.name.removeprefix("date=") <= hi
-        )
+        files = [  # partition pruning on the date folders
+            f for f in self.offline.files(view.name, version)
+            if lo <= f.rsplit("/", 2)[-2].removeprefix("date=") <= hi
+        ]
         if not files:
             return schema.empty_table()
-        if sum(os.path.getsize(f) for f in files) < self.settings.materialize_local_below_bytes:
+        fs = self.offline.filesystem
+        if sum(i.size for i in fs.get_file_info(files)) < self.settings.materialize_local_below_bytes:
             # Small views: one in-process pyarrow scan takes well under a second, while a Ray
             # Data job pays seconds of start-up (planning, read tasks, workers) on a small box.
             ts = pads.field(view.event_timestamp)
             keep = ts < end_s if since_s is None else (ts < end_s) & (ts >= since_s)
-            table = pads.dataset(files, format="parquet", schema=schema).to_table(filter=keep)
+            table = pads.dataset(files, format="parquet", schema=schema,
+                                 filesystem=fs).to_table(filter=keep)
             return _latest_per_key(table, view, entity)
         import ray.data
 
         # Many small daily files: group them into a few read tasks, not one task per file.
-        ds = ray.data.read_parquet(files, columns=schema.names,
+        ds = ray.data.read_parquet(files, columns=schema.names, filesystem=fs,
                                    override_num_blocks=min(len(files), 16))
 
         def newest(batch: pa.Table) -> pa.Table:
@@ -310,7 +314,7 @@ class FeatureStore:
             view, entity, version = self._view(view_name)
             out.append({"view": view.model_dump(), "entity": entity.model_dump(), "version": version,
                         "features": picked or view.feature_names,
-                        "path": str(self.offline.view_dir(view_name, version))})
+                        "offline": self.offline.storage.uri})
         return {"service": service, "views": out}
 
     def stats(self) -> dict[str, Any]:

@@ -1,18 +1,19 @@
 """Offline store: feature rows as Parquet, partitioned by event date, validated before writing.
 
-Layout: ``<storage_root>/offline/<view>/v<version>/date=YYYY-MM-DD/part-<uuid>.parquet``.
+Layout: ``offline/<view>/v<version>/date=YYYY-MM-DD/part-<uuid>.parquet`` under the storage
+root (a local folder or S3: see :mod:`raymlops.storage`).
 A view's version is part of the path, so a schema change (new version) never mixes its rows
 with the old ones. ``ingest`` checks everything first (columns present, dtypes compatible,
 no null join keys, UTC event times) and raises a typed error having written nothing; each
-partition file is written to a temporary name and renamed, so readers never see half a file.
+partition file is written under a hidden name and published afterwards, so readers never see
+half a file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from raymlops.exceptions import SchemaMismatchError, ValidationError
 from raymlops.features.definitions import DType, Entity, FeatureView
+from raymlops.storage import Storage
 
 __all__ = ["OfflineStore", "arrow_type", "view_schema"]
 
@@ -92,48 +94,69 @@ def validate_rows(table: pa.Table, view: FeatureView, entity: Entity) -> pa.Tabl
 
 
 class OfflineStore:
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    """A view's rows under ``offline/`` of the storage root, readable from any node."""
 
-    def view_dir(self, view: str, version: int) -> Path:
-        return self.root / view / f"v{version}"
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def view_prefix(self, view: str, version: int) -> str:
+        return f"{view}/v{version}"
+
+    def view_uri(self, view: str, version: int) -> str:
+        return self.storage.uri_of(self.view_prefix(view, version))
+
+    def files(self, view: str, version: int) -> list[str]:
+        """The view's published Parquet files as paths of :attr:`filesystem`."""
+        prefix = self.view_prefix(view, version)
+        return [self.storage.path(key) for key in self.storage.list(prefix, suffix=".parquet")]
+
+    @property
+    def filesystem(self) -> Any:
+        return self.storage.filesystem
 
     def ingest(
         self, view: FeatureView, entity: Entity, version: int, rows: pd.DataFrame | pa.Table
     ) -> int:
-        """Validate then append ``rows``; returns the number written (all or none)."""
+        """Validate then append ``rows``; returns the number written (all or none).
+
+        Each date's part is written under a hidden name and published (renamed locally,
+        copied to its final key on S3, where objects appear whole) only once every part
+        is written; a failure removes what it wrote."""
         table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
         table = validate_rows(table, view, entity)
         if table.num_rows == 0:
             return 0
         dates = pa.compute.strftime(table.column(view.event_timestamp), format="%Y-%m-%d")
         table = table.append_column("date", dates)
-        base = self.view_dir(view.name, version)
-        written: list[Path] = []
+        base = self.view_prefix(view.name, version)
+        staged: list[tuple[str, str]] = []
+        published: list[str] = []
         try:
             for date in sorted(set(dates.to_pylist())):
                 part = table.filter(pa.compute.equal(table.column("date"), date)).drop_columns(["date"])
-                folder = base / f"date={date}"
-                folder.mkdir(parents=True, exist_ok=True)
-                final = folder / f"part-{uuid.uuid4().hex}.parquet"
-                tmp = folder / f".{final.name}.tmp"
-                pq.write_table(part, tmp)
-                written.append(tmp)
-            for tmp in written:  # publish only once every partition is on disk
-                os.replace(tmp, tmp.with_name(tmp.name[1:-4]))
+                name = f"part-{uuid.uuid4().hex}.parquet"
+                tmp = f"{base}/date={date}/.{name}.tmp"
+                with self.storage.open_output(tmp) as out:
+                    pq.write_table(part, out)
+                staged.append((tmp, f"{base}/date={date}/{name}"))
+            for tmp, final in staged:  # publish only once every partition is stored
+                self.storage.filesystem.move(self.storage.path(tmp), self.storage.path(final))
+                published.append(final)
         except BaseException:
-            for tmp in written:
-                tmp.unlink(missing_ok=True)
+            for key in [tmp for tmp, _ in staged] + published:
+                self.storage.delete(key)
             raise
         return table.num_rows
 
     def dataset(self, view: FeatureView, entity: Entity, version: int) -> pads.Dataset | None:
-        base = self.view_dir(view.name, version)
-        if not base.is_dir() or not any(base.rglob("*.parquet")):
+        files = self.files(view.name, version)
+        if not files:
             return None
         return pads.dataset(
-            base, format="parquet", partitioning="hive", schema=view_schema(view, entity),
-            exclude_invalid_files=True,
+            files, format="parquet", filesystem=self.filesystem,
+            partitioning=pads.partitioning(flavor="hive"),
+            partition_base_dir=self.storage.path(self.view_prefix(view.name, version)),
+            schema=view_schema(view, entity), exclude_invalid_files=True,
         )
 
     def read(

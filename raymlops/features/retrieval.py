@@ -12,7 +12,6 @@ client uses, so batch and training features are identical by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -49,12 +48,13 @@ class HistoricalFeatures:
     def from_plan(cls, plan: dict[str, Any]) -> HistoricalFeatures:
         """Read every view's offline rows named by the feature store's ``resolve_service``."""
         from raymlops.features.offline import OfflineStore
+        from raymlops.storage import Storage
 
         views = []
         for item in plan["views"]:
             view = FeatureView.model_validate(item["view"])
             entity = Entity.model_validate(item["entity"])
-            store = OfflineStore(Path(item["path"]).parent.parent)
+            store = OfflineStore(Storage.open(item["offline"]))
             rows = store.read(view, entity, item["version"]).to_pandas()
             views.append(ViewRows(view, entity, int(item["version"]), list(item["features"]), rows))
         return cls(plan["service"], views)

@@ -16,43 +16,63 @@ what Prometheus would scrape, with no Prometheus needed.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from raymlops.config import Settings, load_settings
+from raymlops.exceptions import ConfigError
 from raymlops.monitoring.alert_actions import CTRequester, run_actions
 from raymlops.monitoring.alert_eval import Evaluator, Transition
 from raymlops.monitoring.alert_rules import RuleSet, load_rules
 from raymlops.monitoring.alert_store import AlertStore
 from raymlops.monitoring.scrape import Sample
+from raymlops.platform import HEAD_PINNED
 
 __all__ = ["ALERTS_ACTOR", "AlertService", "AlertsActor", "alerts_actor", "history_path",
-           "install_rules", "rules_path"]
+           "install_rules", "installed_rules", "rules_path"]
 
 ALERTS_ACTOR = "raymlops-alerts"
 log = logging.getLogger("raymlops.alerts")
 
 
-def rules_path(settings: Settings) -> Path:
-    return settings.storage_root / "alerts" / "rules.yaml"
+RULES_KEY = "alerts/rules.yaml"
+
+
+def rules_path(settings: Settings) -> str:
+    """Where the installed rules live (a URI under the storage root, for messages)."""
+    return settings.storage.uri_of(RULES_KEY)
+
+
+def installed_rules(settings: Settings) -> RuleSet | None:
+    """The platform's rules, as a restarted actor on any node reads them; None if none."""
+    try:
+        text = settings.storage.read_text(RULES_KEY)
+    except FileNotFoundError:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"alert rules {rules_path(settings)} are not YAML: {exc}",
+                          field="rules") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"alert rules {rules_path(settings)} must be a mapping", field="rules")
+    return load_rules(data)
 
 
 def history_path(settings: Settings) -> Path:
-    return settings.storage_root / "alerts" / "alerts.db"
+    """The alert history's SQLite file, on the machine of the alerts actor (the head)."""
+    return settings.local_dir / "alerts" / "alerts.db"
 
 
 def install_rules(settings: Settings, source: str | Path) -> RuleSet:
     """Validate ``source`` and make it the platform's rules (what a restarted actor loads)."""
     rules = load_rules(source)
-    target = rules_path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
+    settings.storage.write_bytes(RULES_KEY, Path(source).read_bytes())
     return rules
 
 
@@ -106,10 +126,16 @@ class AlertsActor:
 
         self.settings = load_settings(**{k: v for k, v in settings.items() if v is not None})
         self.service = AlertService(
-            load_rules(rules_path(self.settings)), AlertStore(history_path(self.settings)),
+            self._rules(), AlertStore(history_path(self.settings)),
             lambda: scrape(targets_from_nodes()), mlflow_ct_requester(self.settings))
         self._lock = threading.Lock()
         threading.Thread(target=self._loop, daemon=True, name="alerts").start()
+
+    def _rules(self) -> RuleSet:
+        rules = installed_rules(self.settings)
+        if rules is None:
+            raise ConfigError(f"no alert rules at {rules_path(self.settings)}", field="rules")
+        return rules
 
     def _loop(self) -> None:
         while True:
@@ -126,7 +152,7 @@ class AlertsActor:
         """Take the installed rules again (alerts of removed rules are dropped)."""
         with self._lock:
             self.service = AlertService(
-                load_rules(rules_path(self.settings)), self.service.store, self.service.source,
+                self._rules(), self.service.store, self.service.source,
                 self.service.request_ct)
         return len(self.service.rules.rules)
 
@@ -143,17 +169,15 @@ def alerts_actor(settings: Settings, create: bool = True) -> Any:
     """The ``raymlops-alerts`` actor (created if ``create`` and rules are installed)."""
     import ray
 
-    from raymlops.exceptions import ConfigError
-
     try:
         return ray.get_actor(ALERTS_ACTOR, namespace=settings.namespace)
     except ValueError:
         if not create:
             return None
-    if not rules_path(settings).is_file():
+    if installed_rules(settings) is None:
         raise ConfigError("no alert rules installed; run `raymlops alerts start --rules FILE`",
                           field="rules")
     return ray.remote(AlertsActor).options(
         name=ALERTS_ACTOR, namespace=settings.namespace, lifetime="detached",
-        get_if_exists=True, num_cpus=0, max_restarts=-1, max_task_retries=-1,
+        get_if_exists=True, num_cpus=0, max_restarts=-1, max_task_retries=-1, **HEAD_PINNED,
     ).remote(settings.model_dump(mode="json"))

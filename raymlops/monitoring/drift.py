@@ -88,12 +88,16 @@ class _Source:
             return cls(source, source, [str(c) for c in source.columns])
         import pyarrow.dataset as pads
 
-        path = Path(source)
-        if not path.exists():
-            raise ValidationError(f"{path} does not exist", field="path")
-        fmt = "csv" if path.suffix == ".csv" else "parquet"
+        import pyarrow.fs as pafs
+
+        from raymlops.storage import filesystem_of
+
+        fs, path = filesystem_of(source)  # a local path or s3://: fragments open on any node
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            raise ValidationError(f"{source} does not exist", field="path")
+        fmt = "csv" if path.endswith(".csv") else "parquet"
         try:
-            data = pads.dataset(str(path), format=fmt, partitioning="hive")
+            data = pads.dataset(path, format=fmt, partitioning="hive", filesystem=fs)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
             raise ValidationError(f"{path} is not readable as {fmt}: {exc}", field="path") from exc
         if not data.files:

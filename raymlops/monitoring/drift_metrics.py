@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raymlops.exceptions import ValidationError
+from raymlops.platform import HEAD_PINNED
 
 __all__ = ["DRIFT_METRICS_ACTOR", "GAUGES", "GaugeSpec", "GaugeValue", "drift_gauge_values",
            "export_drift_metrics"]
@@ -165,7 +166,7 @@ def drift_metrics_actor(namespace: str = "raymlops") -> Any:
 
     return ray.remote(GaugeHolder).options(
         name=DRIFT_METRICS_ACTOR, namespace=namespace, lifetime="detached", get_if_exists=True,
-        num_cpus=0, max_restarts=-1, max_task_retries=-1,
+        num_cpus=0, max_restarts=-1, max_task_retries=-1, **HEAD_PINNED,
     ).remote()
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from raymlops.exceptions import ValidationError
+from raymlops.platform import HEAD_PINNED
 
 __all__ = ["METRICS", "METRICS_ACTOR", "MetricSpec", "MetricsRecorder", "publish", "record",
            "retire"]
@@ -241,7 +242,7 @@ def metrics_actor(namespace: str = "raymlops") -> Any:
 
     return ray.remote(_Holder).options(
         name=METRICS_ACTOR, namespace=namespace, lifetime="detached", get_if_exists=True,
-        num_cpus=0, max_restarts=-1, max_task_retries=-1,
+        num_cpus=0, max_restarts=-1, max_task_retries=-1, **HEAD_PINNED,
     ).remote()
 
 

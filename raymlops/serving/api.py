@@ -13,6 +13,11 @@ An application ``model-<name>`` at route prefix ``/models/<name>`` holds:
 The ``raymlops-v2`` application (``/v2``) forwards the Open Inference Protocol to the model
 applications. Serve's HTTP proxy runs on the head only and binds ``settings.serve_host``
 (127.0.0.1 by default) on ``settings.serve_port``.
+
+The inference token (:mod:`raymlops.serving.auth`) is resolved here, where the application is
+built, and passed to the ingress and gateway replicas in their arguments (replicas may run on
+nodes that lack the token file). It is part of their deployment versions, so a new token
+replaces the replicas, and ``deploy`` redeploys the gateway when it asks for another token.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ClusterError, ModelNotFoundError, RaymlopsError
 from raymlops.registry.names import parse_ref, split_model_ref, validate_model_name
+from raymlops.serving.auth import TokenCheck, resolve_inference_token
 from raymlops.serving.options import DeploymentOptions, load_options
 
 __all__ = ["build_app", "build_from_args", "build_gateway", "deploy", "status", "undeploy"]
@@ -122,7 +128,9 @@ def build_app(name: str, ref: int | str, settings: Settings, options: Deployment
         sizing = {"num_replicas": options.ingress_replicas,
                   "ray_actor_options": _actor_options(options.ingress_num_cpus),
                   "max_ongoing_requests": 1024}
-    settings_dict = _settings_dict(settings)
+    # the token as resolved here (setting, or the generated file): the replicas only compare
+    settings_dict = {**_settings_dict(settings),
+                     "inference_token": resolve_inference_token(settings)}
     return serve.deployment(
         ModelIngress, name=INGRESS_DEPLOYMENT,
         health_check_period_s=options.health_check_period_s,
@@ -135,13 +143,16 @@ def build_app(name: str, ref: int | str, settings: Settings, options: Deployment
     ).bind(model, name, ref, opts, extras, settings_dict)
 
 
-def build_gateway() -> Any:
+def build_gateway(settings: Settings) -> Any:
+    """The bound ``/v2`` application, asking for the inference token ``settings`` resolve to."""
     from ray import serve
 
     from raymlops.serving.gateway import Gateway
 
+    token = resolve_inference_token(settings)
     return serve.deployment(Gateway, name="Gateway", ray_actor_options=_actor_options(0.05),
-                            max_ongoing_requests=1024).bind()
+                            max_ongoing_requests=1024).options(
+        version=_version_of("gateway", token), _internal=True).bind(token)
 
 
 def build_from_args(args: dict[str, Any]) -> Any:
@@ -163,8 +174,27 @@ def build_from_args(args: dict[str, Any]) -> Any:
 
 
 def build_gateway_from_args(args: dict[str, Any]) -> Any:  # noqa: ARG001 - Serve passes args
-    """Application builder of the ``/v2`` gateway for Serve config files."""
-    return build_gateway()
+    """Application builder of the ``/v2`` gateway for Serve config files (settings, and so the
+    inference token, from the running platform, like :func:`build_from_args`)."""
+    from raymlops.cluster import _settings_from_platform
+
+    return build_gateway(_settings_from_platform(load_settings()))
+
+
+def _gateway_outdated(settings: Settings) -> bool:
+    """Whether the running ``/v2`` gateway asks for another token than ``settings`` give (or
+    does not answer): then ``deploy`` deploys it again. A fingerprint, not the token, is
+    compared, so the token never travels back."""
+    from ray import serve
+
+    from raymlops.serving.gateway import GATEWAY_APP
+
+    wanted = TokenCheck(resolve_inference_token(settings)).fingerprint
+    try:
+        handle = serve.get_deployment_handle("Gateway", GATEWAY_APP)
+        return handle.auth_fingerprint.remote().result(timeout_s=30) != wanted
+    except Exception:  # noqa: BLE001 - an unanswering gateway is deployed again
+        return True
 
 
 def _start_serve(settings: Settings) -> None:
@@ -221,8 +251,9 @@ def deploy(
     try:
         serve.run(build_app(name, ref, settings, opts, routing), name=app_name(name),
                   route_prefix=f"/models/{name}")
-        if GATEWAY_APP not in serve.status().applications:
-            serve.run(build_gateway(), name=GATEWAY_APP, route_prefix="/v2")
+        if (GATEWAY_APP not in serve.status().applications
+                or _gateway_outdated(settings)):
+            serve.run(build_gateway(settings), name=GATEWAY_APP, route_prefix="/v2")
     except RuntimeError as exc:
         raise ClusterError(f"serving {name} failed to deploy: {exc}", name=name) from None
     return status(name, settings=settings)[0]

@@ -9,7 +9,10 @@ the same process with no data crossing the object store except the predictions.
 
 Exactly once: ids are fixed before anything runs, Ray Data retries a unit whose actor died
 on a restarted actor, output goes to a staging folder, and the job checks that every id
-appears exactly once before it moves the folder into place. A failed job publishes nothing.
+appears exactly once before it publishes the folder (a rename on a local disk; on S3 the
+parts are copied and ``_manifest.json`` written last, the mark of a complete output). A
+failed job publishes nothing. Input and output are local paths or ``s3://`` URIs; on a
+cluster of several hosts a local one must be a shared mount (``storage_shared``).
 The version is resolved once, at the start, so every row is scored by the same version
 even if the alias moves mid-job.
 """
@@ -31,7 +34,9 @@ import pandas as pd
 from raymlops.config import Settings
 from raymlops.exceptions import ConflictError, RaymlopsError, SchemaMismatchError, ValidationError
 from raymlops.registry.names import split_model_ref
-from raymlops.serving.batch_input import ROW_ID, plan_units, read_unit
+from raymlops.serving.batch_input import ROW_ID, input_columns, plan_units, read_unit
+from raymlops.shared_state import require_reachable
+from raymlops.storage import Storage, normalize_uri
 
 __all__ = ["BatchResult", "batch_predict", "score_frame"]
 
@@ -101,8 +106,9 @@ class _Scorer:
     """One pool actor: model and feature rows mapped once, then unit after unit.
 
     Each unit's predictions are written by the actor itself, to a file named after the
-    unit's first row id (temp file + rename), so a retried unit replaces its own file and
-    the predictions never travel through the object store to separate write tasks.
+    unit's first row id (replaced atomically, on a local folder or S3), so a retried unit
+    replaces its own file and the predictions never travel through the object store to
+    separate write tasks.
     """
 
     def __init__(
@@ -125,7 +131,7 @@ class _Scorer:
         self.keep = keep
         self.timestamp_column = timestamp_column
         self.columns = columns
-        self.staging = Path(staging)
+        self.staging = Storage.open(staging)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import pyarrow as pa
@@ -140,29 +146,50 @@ class _Scorer:
             if self.features is not None:
                 frame = self.features.join(frame, self.timestamp_column)
             scored = score_frame(self.predictor, frame, self.keep)
-            target = self.staging / f"part-{unit['first_row_id']:012d}.parquet"
-            tmp = target.with_name(f".{target.name}.{os.getpid()}")
-            pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), tmp)
-            os.replace(tmp, target)
+            sink = pa.BufferOutputStream()
+            pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), sink)
+            # replaced atomically: a retried unit rewrites its own file, whole
+            self.staging.write_bytes(_part_name(unit["first_row_id"]),
+                                     sink.getvalue().to_pybytes())
             firsts.append(unit["first_row_id"])
             counts.append(len(scored))
         return {"first_row_id": np.asarray(firsts, dtype=np.int64), "rows": np.asarray(counts, dtype=np.int64)}
 
 
-def _publish(staging: Path, output: Path, overwrite: bool) -> None:
-    """Move the finished staging folder into place (a rename: readers never see half)."""
-    if output.exists():
-        if not overwrite:
-            raise ConflictError(f"output {output} exists; pass overwrite to replace it", path=str(output))
-        trash = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(output, trash)
-        os.replace(staging, output)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, output)
+def _part_name(first_row_id: int) -> str:
+    return f"part-{first_row_id:012d}.parquet"
 
 
-def _verify_exactly_once(staging: Path, units: list[Any]) -> None:
+def _publish(staging: Storage, output: Storage, overwrite: bool) -> None:
+    """Make the verified staging folder the output.
+
+    A local folder is renamed into place (readers never see half). S3 has no rename: the
+    parts are copied to the output prefix and ``_manifest.json`` is written last, so an
+    output is complete exactly when its manifest exists (one without it is what a publish
+    killed midway left; ``overwrite`` replaces it)."""
+    if output.exists() and not overwrite:
+        raise ConflictError(f"output {output.uri} exists; pass overwrite to replace it",
+                            path=output.uri)
+    if output.is_local:
+        target = output.local_path()
+        if target.exists():
+            trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(target, trash)
+            os.replace(staging.local_path(), target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging.local_path(), target)
+        return
+    output.delete_tree()
+    fs = output.filesystem
+    for key in staging.list():
+        if key != MANIFEST:
+            fs.copy_file(staging.path(key), output.path(key))
+    output.write_bytes(MANIFEST, staging.read_bytes(MANIFEST))
+    staging.delete_tree()
+
+
+def _verify_exactly_once(staging: Storage, units: list[Any]) -> None:
     """Exactly the planned files, each with its unit's row count, and nothing else.
 
     Ids are a function of the unit (``first_row_id + position``), units tile ``0..N-1``
@@ -172,11 +199,14 @@ def _verify_exactly_once(staging: Path, units: list[Any]) -> None:
     """
     import pyarrow.parquet as pq
 
-    expected = {f"part-{u.first_row_id:012d}.parquet": u.rows for u in units}
-    found = {p.name: p for p in staging.iterdir() if not p.name.startswith(".")}
+    expected = {_part_name(u.first_row_id): u.rows for u in units}
+    found = [key for key in staging.list() if "/" not in key]
     problems = sorted(set(found) ^ set(expected))
-    problems += [name for name, path in found.items()
-                 if name in expected and pq.ParquetFile(path).metadata.num_rows != expected[name]]
+    for name in found:
+        if name in expected:
+            with staging.open_input(name) as source:
+                if pq.ParquetFile(source).metadata.num_rows != expected[name]:
+                    problems.append(name)
     if problems:
         raise RaymlopsError(
             f"batch output failed the exactly-once check ({len(problems)} files missing, extra or "
@@ -214,9 +244,11 @@ def batch_predict(
     started = time.perf_counter()
     settings = init(settings, start=False).settings
     name, version_ref = split_model_ref(model, default=ref if ref is not None else "champion")
-    output = Path(output_path).resolve()
+    output = Storage.open(output_path)
     if output.exists() and not overwrite:
-        raise ConflictError(f"output {output} exists; pass overwrite to replace it", path=str(output))
+        raise ConflictError(f"output {output.uri} exists; pass overwrite to replace it",
+                            path=output.uri)
+    require_reachable(settings, {"input": str(input_path), "output": output.uri})
     units = plan_units(input_path, rows_per_unit)
     total = sum(u.rows for u in units)
 
@@ -241,33 +273,34 @@ def batch_predict(
     workers = workers or max(1, min(len(units), int(cluster_cpus // cpus_per_worker) - 1, int(cluster_cpus)))
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = show_progress
-    staging = output.with_name(f".{output.name}.staging-{uuid.uuid4().hex[:8]}")
-    staging.parent.mkdir(parents=True, exist_ok=True)
+    parent, _, leaf = output.uri.rpartition("/")
+    staging = Storage.open(f"{parent}/.{leaf}.staging-{uuid.uuid4().hex[:8]}")
     try:
-        staging.mkdir()
+        staging.ensure_folder()
         ds = ray.data.from_items([u.to_dict() for u in units], override_num_blocks=len(units))
         done = ds.map_batches(
             _Scorer,
             fn_constructor_args=(info, model_ref, features_ref, settings.model_dump(mode="json"),
-                                 list(keep_columns), ts_col, columns, str(staging)),
+                                 list(keep_columns), ts_col, columns, staging.uri),
             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus_per_worker,
         )
         written = sum(int(b["rows"].sum()) for b in done.iter_batches(batch_size=None, batch_format="numpy"))
         if written != total:
             raise RaymlopsError(f"scored {written} rows of {total}; nothing was published")
-        for leftover in staging.glob(".part-*"):  # temp file of a unit whose actor was killed
-            leftover.unlink(missing_ok=True)
+        if staging.is_local:  # temp files of units whose actor was killed mid-write
+            for leftover in staging.local_path().glob(".part-*"):
+                leftover.unlink(missing_ok=True)
         _verify_exactly_once(staging, units)
         seconds = time.perf_counter() - started
-        result = BatchResult(name, int(info["version"]), total, str(output), seconds, len(units), service)
-        (staging / MANIFEST).write_text(json.dumps(
-            {**result.to_dict(), "input": str(Path(input_path).resolve()),
+        result = BatchResult(name, int(info["version"]), total, output.uri, seconds, len(units), service)
+        staging.write_text(MANIFEST, json.dumps(
+            {**result.to_dict(), "input": normalize_uri(input_path),
              "keep_columns": list(keep_columns), "finished_at": time.time()}, indent=2))
         _publish(staging, output, overwrite)
         return result
     except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging.delete_tree()
         cause = _user_error(exc)
         if cause is not None:
             raise cause from None
@@ -276,14 +309,7 @@ def batch_predict(
 
 def _check_columns(unit: Any, needed: list[str]) -> None:
     """Refuse input without the columns the model needs before starting any worker."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    if unit.fmt == "parquet":
-        names = pq.ParquetFile(unit.path).schema_arrow.names
-    else:
-        names = pacsv.open_csv(unit.path).schema.names
-    missing = [c for c in needed if c not in names]
+    missing = [c for c in needed if c not in input_columns(unit)]
     if missing:
         raise SchemaMismatchError(f"the input lacks columns {missing} that the model needs",
                                   missing=missing)

@@ -7,7 +7,8 @@ before them, over the files in sorted path order. A unit read twice yields the s
 the same ids, so a retried task can only rewrite what it wrote before, and the final check
 (every id ``0..N-1`` exactly once) proves the output complete.
 
-Pure pyarrow/pandas (no Ray): tested on its own.
+The input is a local path or an ``s3://`` URI (see :mod:`raymlops.storage`). Pure
+pyarrow/pandas (no Ray): tested on its own.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from raymlops.exceptions import DatasetNotFoundError, ValidationError
+from raymlops.storage import filesystem_of, is_remote_uri, normalize_uri
 
-__all__ = ["ROW_ID", "InputUnit", "list_input_files", "plan_units", "read_unit"]
+__all__ = ["ROW_ID", "InputUnit", "input_columns", "list_input_files", "plan_units", "read_unit"]
 
 ROW_ID = "row_id"
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -34,7 +37,7 @@ FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 class InputUnit:
     """Rows ``[start, stop)`` of one row group (Parquet) or of one file (CSV)."""
 
-    path: str
+    path: str  # a local path or an s3:// URI: what a worker on any node opens
     fmt: str
     row_group: int | None
     start: int
@@ -49,35 +52,60 @@ class InputUnit:
         return asdict(self)
 
 
-def list_input_files(path: str | Path) -> tuple[list[Path], str]:
-    """A file, or every Parquet/CSV file under a folder (sorted; hidden and ``_`` files skipped)."""
-    root = Path(path)
-    if not root.exists():
-        raise DatasetNotFoundError(f"input {root} does not exist", path=str(root))
-    if root.is_file():
-        files = [root]
+def list_input_files(path: str | Path) -> tuple[list[str], str]:
+    """A file, or every Parquet/CSV file under a folder (sorted; hidden and ``_`` files
+    skipped), as local paths or ``s3://`` URIs, and their one format."""
+    fs, base = filesystem_of(path)
+    shown = str(path)
+    info = fs.get_file_info(base)
+    if info.type == pafs.FileType.File:
+        names = [base]
     else:
-        files = sorted(
-            p for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in FORMATS
-            and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        prefix = base.rstrip("/") + "/"
+        names = sorted(
+            i.path for i in fs.get_file_info(selector)
+            if i.type == pafs.FileType.File and _suffix(i.path) in FORMATS
+            and not any(part.startswith((".", "_")) for part in i.path[len(prefix):].split("/"))
         )
-    if not files:
-        raise ValidationError(f"no Parquet or CSV files in {root}", field="input")
-    kinds = {FORMATS.get(p.suffix.lower()) for p in files}
+        if not names and info.type == pafs.FileType.NotFound:
+            raise DatasetNotFoundError(f"input {shown} does not exist", path=shown)
+    if not names:
+        raise ValidationError(f"no Parquet or CSV files in {shown}", field="input")
+    kinds = {FORMATS.get(_suffix(n)) for n in names}
     if None in kinds:
-        raise ValidationError(f"{root} is neither Parquet (.parquet) nor CSV (.csv)", field="input")
+        raise ValidationError(f"{shown} is neither Parquet (.parquet) nor CSV (.csv)", field="input")
     if len(kinds) > 1:
-        raise ValidationError(f"{root} mixes Parquet and CSV files; use one format", field="input")
-    return files, kinds.pop()  # type: ignore[return-value]
+        raise ValidationError(f"{shown} mixes Parquet and CSV files; use one format", field="input")
+    remote = is_remote_uri(normalize_uri(path))
+    return [f"s3://{n}" if remote else n for n in names], kinds.pop()  # type: ignore[return-value]
 
 
-def _csv_rows(path: Path) -> int:
+def _suffix(name: str) -> str:
+    tail = name.rsplit("/", 1)[-1]
+    return "." + tail.rsplit(".", 1)[-1].lower() if "." in tail else ""
+
+
+def _open(uri: str) -> Any:
+    fs, path = filesystem_of(uri)
+    return fs.open_input_file(path)
+
+
+def _csv_rows(path: str) -> int:
     """Rows of a CSV, counted by parsing one column (quoted newlines counted right)."""
-    reader = pacsv.open_csv(path)
-    first = reader.schema.names[0]
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=[first]))
+    with _open(path) as source:
+        first = pacsv.open_csv(source).schema.names[0]
+    with _open(path) as source:
+        table = pacsv.read_csv(source, convert_options=pacsv.ConvertOptions(include_columns=[first]))
     return table.num_rows
+
+
+def input_columns(unit: InputUnit) -> list[str]:
+    """The column names of a unit's file (its footer or header only)."""
+    with _open(unit.path) as source:
+        if unit.fmt == "parquet":
+            return pq.ParquetFile(source).schema_arrow.names
+        return pacsv.open_csv(source).schema.names
 
 
 def plan_units(path: str | Path, rows_per_unit: int = 200_000) -> list[InputUnit]:
@@ -96,18 +124,19 @@ def plan_units(path: str | Path, rows_per_unit: int = 200_000) -> list[InputUnit
         if fmt == "csv":
             n = _csv_rows(file)
             if n:
-                units.append(InputUnit(str(file), fmt, None, 0, n, offset))
+                units.append(InputUnit(file, fmt, None, 0, n, offset))
             offset += n
             continue
         try:
-            meta = pq.ParquetFile(file).metadata
+            with _open(file) as source:
+                meta = pq.ParquetFile(source).metadata
         except (pa.ArrowInvalid, OSError) as exc:
             raise ValidationError(f"{file} is not a readable Parquet file: {exc}", field="input") from None
         for rg in range(meta.num_row_groups):
             n = meta.row_group(rg).num_rows
             for start in range(0, n, rows_per_unit):
                 stop = min(n, start + rows_per_unit)
-                units.append(InputUnit(str(file), fmt, rg, start, stop, offset + start))
+                units.append(InputUnit(file, fmt, rg, start, stop, offset + start))
             offset += n
     if offset == 0:
         raise ValidationError(f"the input {path} has no rows", field="input")
@@ -118,11 +147,12 @@ def read_unit(unit: InputUnit | dict[str, Any], columns: list[str] | None = None
     """The unit's rows with their ``row_id`` (a retried read gives the same ids)."""
     if isinstance(unit, dict):
         unit = InputUnit(**unit)
-    if unit.fmt == "parquet":
-        table = pq.ParquetFile(unit.path).read_row_group(unit.row_group or 0, columns=columns)
-    else:
-        options = pacsv.ConvertOptions(include_columns=columns) if columns else None
-        table = pacsv.read_csv(unit.path, convert_options=options)
+    with _open(unit.path) as source:
+        if unit.fmt == "parquet":
+            table = pq.ParquetFile(source).read_row_group(unit.row_group or 0, columns=columns)
+        else:
+            options = pacsv.ConvertOptions(include_columns=columns) if columns else None
+            table = pacsv.read_csv(source, convert_options=options)
     table = table.slice(unit.start, unit.rows)
     frame = table.to_pandas()
     if ROW_ID in frame.columns:

@@ -7,6 +7,11 @@ Routes, relative to the application's prefix ``/models/{name}``:
 - ``GET /`` model metadata, ``GET /ping`` (what MLflow's scoring client polls),
   ``GET /version``; OpenAPI docs at ``/docs``.
 
+With an inference token (:mod:`raymlops.serving.auth`) every route but ``/ping`` and the
+OpenAPI page and schema answers 401 without ``Authorization: Bearer <token>``; ``/docs`` then
+declares the bearer scheme. The methods the ``/v2`` gateway calls through a handle check
+nothing: the gateway checked the token, and a handle needs access to Ray itself.
+
 The Open Inference Protocol routes live in the ``/v2`` gateway application, which calls
 :meth:`ModelIngress.v2_infer` / :meth:`v2_metadata` through a handle, so both protocols share
 one parsing/validation path and one set of metrics.
@@ -28,7 +33,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
-from raymlops.exceptions import ClusterError, RaymlopsError
+from raymlops.exceptions import AuthenticationError, ClusterError, RaymlopsError
+from raymlops.serving.auth import TokenCheck, challenge_headers, secure_openapi
 from raymlops.serving.metrics import ServingMetrics
 from raymlops.serving.options import DeploymentOptions
 from raymlops.serving.protocol import (
@@ -41,7 +47,7 @@ from raymlops.serving.protocol import (
 )
 from raymlops.serving.schema import V2_DATATYPES
 
-__all__ = ["ModelIngress", "error_body", "unwrap_error"]
+__all__ = ["ModelIngress", "TokenAwareAPI", "error_body", "unauthorized", "unwrap_error"]
 
 logger = logging.getLogger("ray.serve")
 
@@ -67,12 +73,52 @@ _INVOCATIONS_OPENAPI = {
         "text/csv": {"schema": {"type": "string"}}}},
     "responses": {"200": {"description": "Predictions and the version that made them.",
                           "headers": {"x-model-version": {"schema": {"type": "string"}}}},
-                  "400": {"description": "Not JSON."}, "413": {"description": "Too large."},
+                  "400": {"description": "Not JSON."},
+                  "401": {"description": "No or wrong inference token (when one is on)."},
+                  "413": {"description": "Too large."},
                   "415": {"description": "Wrong Content-Type."},
                   "422": {"description": "A field is missing, extra or of the wrong type."}},
 }
 
-api = FastAPI(
+
+class TokenAwareAPI(FastAPI):
+    """FastAPI whose OpenAPI document declares the bearer scheme when this replica asks for
+    the inference token, and requires it on every route but ``open_paths``.
+
+    Serve gives each replica its own copy of the app, made before the replica's constructor
+    runs, so whether a token is on is read from the replica (its ``auth``) when the schema is
+    asked for, not fixed at import time.
+    """
+
+    open_paths: frozenset[str] = frozenset()
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        auth = getattr(_servable(), "auth", None)
+        if isinstance(auth, TokenCheck) and auth.enabled:
+            return secure_openapi(schema, self.open_paths)
+        return schema
+
+
+def _servable() -> Any:
+    """The deployment instance of this replica (None outside a Serve replica)."""
+    try:
+        return serve.get_replica_context().servable_object
+    except Exception:  # noqa: BLE001 - not in a replica
+        return None
+
+
+def unauthorized(exc: AuthenticationError, body: dict[str, Any] | None = None) -> JSONResponse:
+    """The 401 answer: our error body and ``WWW-Authenticate: Bearer``."""
+    return JSONResponse(exc.to_dict() if body is None else body, status_code=exc.http_status,
+                        headers=challenge_headers(exc.context.get("reason")))
+
+
+class _Api(TokenAwareAPI):
+    open_paths = frozenset({"/ping"})  # liveness for load balancers, reveals nothing
+
+
+api = _Api(
     title="raymlops model server",
     description="Online predictions from a registered model (MLflow scoring protocol). "
     "The Open Inference Protocol (v2) is served under /v2.",
@@ -114,6 +160,10 @@ class ModelIngress:
     half the latency of a small CPU model; see benchmarks/RESULTS.md) and scales with it.
     A separate deployment is for models that need other resources than HTTP does (a GPU).
 
+    ``settings["inference_token"]`` is the token resolved by whoever built the application
+    (:func:`raymlops.serving.auth.resolve_inference_token`), None when the routes ask for
+    none; the replica only compares against it.
+
     ``extras`` (bound Canary / Shadow deployments) only put them in the application; the
     ingress finds them by name when its routing (``user_config``) changes, so adding one
     reconfigures this replica instead of replacing it.
@@ -135,6 +185,7 @@ class ModelIngress:
         self.name = name
         self.ref = ref
         self.options = options
+        self.auth = TokenCheck((settings or {}).get("inference_token"))
         opts = DeploymentOptions(**options)
         self.limits = Limits(max_body_bytes=opts.max_body_bytes, max_rows=opts.max_rows)
         self.metrics = ServingMetrics(name)
@@ -216,6 +267,8 @@ class ModelIngress:
     def _answer(self, endpoint: str, started: float, status: int, body: dict[str, Any],
                 version: int | None, request_id: str, route: str | None = None) -> Response:
         headers = {"x-request-id": request_id}
+        if status == 401:
+            headers.update(challenge_headers((body.get("context") or {}).get("reason")))
         if route is not None:
             headers["x-model-route"] = route
         if version is not None:
@@ -232,6 +285,7 @@ class ModelIngress:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         try:
+            self.auth.check(request.headers.get("authorization"))  # before reading the body
             check_content_length(request.headers.get("content-length"), self.limits)
             frame = parse_invocations(await request.body(), request.headers.get("content-type"),
                                       self.limits)
@@ -249,21 +303,30 @@ class ModelIngress:
         return self._answer("invocations", started, 200, body, result["version"], request_id,
                             result["route"])
 
-    @api.get("/", summary="Model metadata: version served, inputs, feature service")
     async def _metadata(self) -> dict[str, Any]:
         if self.local is not None:
             return self.local.metadata()
         return await self.model.metadata.remote()
 
-    async def describe(self) -> JSONResponse:
+    @api.get("/", summary="Model metadata: version served, inputs, feature service",
+             response_model=None)
+    async def describe(self, request: Request) -> JSONResponse:
+        try:
+            self.auth.check(request.headers.get("authorization"))
+        except AuthenticationError as exc:
+            return unauthorized(exc)
         return JSONResponse(await self._metadata())
 
-    @api.get("/ping", summary="Liveness (MLflow's scoring client polls it)")
+    @api.get("/ping", summary="Liveness (MLflow's scoring client polls it); no token needed")
     async def ping(self) -> Response:
         return Response("\n", media_type="application/json")
 
-    @api.get("/version", summary="The model version answering now")
-    async def version(self) -> Response:
+    @api.get("/version", summary="The model version answering now", response_model=None)
+    async def version(self, request: Request) -> Response:
+        try:
+            self.auth.check(request.headers.get("authorization"))
+        except AuthenticationError as exc:
+            return unauthorized(exc)
         meta = await self._metadata()
         return Response(str(meta["version"]), media_type="text/plain",
                         headers={"x-model-version": str(meta["version"])})

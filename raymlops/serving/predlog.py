@@ -8,8 +8,9 @@ drift job sees what the model saw) plus ``_``-prefixed columns: ``_ts`` (UTC),
 
 Off the request path: ``record`` appends to a list under a lock (microseconds); a background
 thread writes a file every ``flush_s`` seconds (or sooner when ``max_pending_rows`` pile up),
-atomically (written under a temporary name, then renamed), one file per flush and version:
-``<root>/predictions/<model>/date=YYYY-MM-DD/<writer>-<seq>.parquet``. A failed write is
+atomically (see :meth:`raymlops.storage.Storage.write_bytes`: a local folder or S3, so the log
+of replicas on every node lands in one place), one file per flush and version:
+``predictions/<model>/date=YYYY-MM-DD/<writer>-<seq>.parquet`` under the storage root. A failed write is
 counted and logged, never raised into a request.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -26,14 +26,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raymlops.storage import Storage
+
 __all__ = ["PredictionLog", "prediction_log_dir"]
 
 logger = logging.getLogger(__name__)
 
 
-def prediction_log_dir(storage_root: Path | str, model: str) -> Path:
-    """Where the prediction log of ``model`` lives (one folder per model, date partitions)."""
-    return Path(storage_root) / "predictions" / model
+def prediction_log_dir(storage_root: Path | str, model: str) -> str:
+    """Where the prediction log of ``model`` lives (one folder per model, date partitions):
+    a path for a local root, an ``s3://`` URI otherwise."""
+    return Storage.open(storage_root).uri_of("predictions", model)
 
 
 class PredictionLog:
@@ -43,7 +46,7 @@ class PredictionLog:
         self, storage_root: Path | str, model: str, writer_id: str,
         flush_s: float = 2.0, max_pending_rows: int = 50_000,
     ) -> None:
-        self.dir = prediction_log_dir(storage_root, model)
+        self.storage = Storage.open(storage_root).child("predictions", model)
         self.model = model
         self.writer_id = writer_id
         self.flush_s = flush_s
@@ -92,7 +95,7 @@ class PredictionLog:
             self._thread.join(timeout=10)
         self.flush()
 
-    def flush(self) -> list[Path]:
+    def flush(self) -> list[str]:
         """Write what is pending; on return, every row recorded before the call is on disk.
 
         Why the flush lock: without it, a caller's flush that found the list empty because the
@@ -102,7 +105,7 @@ class PredictionLog:
         with self._flush_lock:
             return self._flush_pending()
 
-    def _flush_pending(self) -> list[Path]:
+    def _flush_pending(self) -> list[str]:
         with self._lock:
             pending, self._pending, self._pending_rows = self._pending, [], 0
         if not pending:
@@ -119,7 +122,7 @@ class PredictionLog:
                 logger.exception("prediction log: could not write %d requests", len(items))
         return written
 
-    def _write(self, version: int, items: list[Any]) -> Path:
+    def _write(self, version: int, items: list[Any]) -> str:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -135,13 +138,12 @@ class PredictionLog:
             frames.append(part)
         table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
         day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-        folder = self.dir / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
-        name = f"{self.writer_id}-{int(time.time() * 1000)}-{self._seq:06d}.parquet"
-        tmp = folder / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, folder / name)
+        key = f"date={day}/{self.writer_id}-{int(time.time() * 1000)}-{self._seq:06d}.parquet"
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        # Atomic on both backends: readers (drift over the log) never see half a file.
+        self.storage.write_bytes(key, buffer.getvalue().to_pybytes())
         self.rows_written += table.num_rows
         self.files_written += 1
-        return folder / name
+        return self.storage.uri_of(key)

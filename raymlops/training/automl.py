@@ -572,7 +572,9 @@ def run_search(
                                     num_samples=config.num_samples, max_concurrent_trials=concurrent,
                                     reuse_actors=True),
         run_config=tune.RunConfig(
-            name=search_name, storage_path=str(Path(settings.storage_root) / "tune"),
+            # Trials on other nodes sync their results to the storage root (S3 on a cluster).
+            name=search_name, storage_path=settings.storage.path("tune"),
+            storage_filesystem=settings.storage.filesystem,
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[trials.callback, *_result_loggers()], verbose=0,
@@ -587,7 +589,7 @@ def run_search(
     # Repeats of finished configurations answered from their scores instead of trained again.
     tracking_client(settings).log_metric(trials.parent, "repeats_answered", searcher.repeats_answered)
     result = _finish(config, results, trials, tracking_client(settings), trials.parent, settings, data, started,
-                     str(Path(settings.storage_root) / "tune" / search_name),
+                     settings.storage.path("tune", search_name),
                      data_window, feature_views or {}, register_kwargs or {}, parent_version, refit_data)
     result.repeats_answered = searcher.repeats_answered
     return result
@@ -722,7 +724,8 @@ def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings:
 
     config.check()
     _check_task(config, data)
-    if not tune.Tuner.can_restore(path):
+    filesystem = settings.storage.filesystem
+    if not tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         raise ValidationError(f"no resumable search at {path}", field="path")
     started = time.perf_counter()
     client = tracking_client(settings)
@@ -731,7 +734,8 @@ def resume_search(path: str, config: SearchConfig, data: TrainData, *, settings:
                                tags={"raymlops.search": Path(path).name, "raymlops.resumed": "true"})
     trials = _MlflowTrials(settings, config.experiment, lambda: parent.info.run_id, data,
                            kwargs.get("data_window"), kwargs.get("feature_views") or {}, metric=config.search_metric)
-    tuner = tune.Tuner.restore(path, trainable=_trainable(config, data), resume_errored=True)
+    tuner = tune.Tuner.restore(path, trainable=_trainable(config, data), resume_errored=True,
+                               storage_filesystem=filesystem)
     with _no_default_loggers():
         results = tuner.fit()
     return _finish(config, results, trials, client, parent.info.run_id, settings, data, started, path,

@@ -8,7 +8,7 @@ poll, or is told directly). A check is one Ray task that runs
 so the actor itself only schedules: its ``status`` answers while a cycle trains, and one model
 never has two checks at once.
 
-Durability: the schedules are files under ``<storage_root>/ct/schedules`` (written before
+Durability: the schedules are files under ``ct/schedules`` under the storage root (written before
 ``start`` returns), so a restarted actor (``max_restarts=-1``) reloads them; what was decided
 lives in the CT log (MLflow), so a check after a restart decides only what has no decision
 yet -- a period interrupted mid-cycle is redone, a decided one never twice. When the actor
@@ -22,8 +22,6 @@ import json
 import os
 import re
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 from raymlops.exceptions import NotFoundError, ValidationError
@@ -70,12 +68,12 @@ class CTService:
 
         self._settings_data = dict(settings)
         self.settings = Settings(**settings)
-        self.folder = Path(self.settings.storage_root) / "ct" / "schedules"
+        self.schedules = self.settings.storage.child("ct", "schedules")
         self.models: dict[str, dict[str, Any]] = {}
         self._loop_task: asyncio.Task | None = None
         self._check: Any = None  # the remote function of a check, built once
-        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
-            entry = json.loads(path.read_text())
+        for key in self.schedules.list(suffix=".json"):
+            entry = json.loads(self.schedules.read_text(key))
             self.models[entry["model"]] = self._state(entry, next_at=time.time())
         if self.models:  # restarted: resume the schedules without waiting for a caller
             import threading
@@ -107,11 +105,7 @@ class CTService:
 
         model = TrainingSpec.model_validate(spec).name
         entry = {"model": model, "spec": spec, "every_s": float(every_s), "started_at": time.time()}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{model}.json"
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-        tmp.write_text(json.dumps(entry))
-        os.replace(tmp, path)  # durable before acknowledged
+        self.schedules.write_text(f"{model}.json", json.dumps(entry))  # durable before acknowledged
         old = self.models.get(model)
         state = self._state(entry, next_at=time.time())
         if old is not None:  # a running check goes on; the new schedule applies after it
@@ -130,7 +124,7 @@ class CTService:
             raise NotFoundError(f"the CT service does not hold model {model!r}", model=model)
         for name in names:
             state = self.models.pop(name)
-            (self.folder / f"{name}.json").unlink(missing_ok=True)
+            self.schedules.delete(f"{name}.json")
             if state["running"] is not None:
                 ray.cancel(state["running"], force=True)
         return names

@@ -10,7 +10,6 @@ Rows whose label is still null have not "arrived" and are left out.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -65,29 +64,39 @@ def _utc(values: pd.Series, column: str) -> pd.Series:
 
 
 def _read_files(location: str) -> pd.DataFrame:
+    """A label file or a folder of them (Hive partitions become columns), local or s3://."""
+    import pyarrow.csv as pacsv
     import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
 
-    path = Path(location)
-    if not path.exists():
+    from raymlops.storage import filesystem_of
+
+    fs, path = filesystem_of(location)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
         raise DatasetNotFoundError(f"label source {location} does not exist", field="labels.path")
-    if path.is_file():
+    if info.type == pafs.FileType.File:
         kind = _kind(path)
         if kind == "csv":
-            return pd.read_csv(path)
-        return ds.dataset(path, format="parquet").to_table().to_pandas()
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+            with fs.open_input_stream(path) as stream:
+                return pacsv.read_csv(stream).to_pandas()
+        return ds.dataset(path, format="parquet", filesystem=fs).to_table().to_pandas()
+    base = path.rstrip("/") + "/"
+    files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                   if i.type == pafs.FileType.File
+                   and not any(p.startswith((".", "_")) for p in i.path[len(base):].split("/")))
     kinds = {_kind(p) for p in files}
     if not files:
         raise DatasetNotFoundError(f"label folder {location} holds no Parquet or CSV file", field="labels.path")
     if len(kinds) > 1:
         raise ConfigError(f"label folder {location} mixes Parquet and CSV files", field="labels.path")
-    return ds.dataset([str(p) for p in files], format=kinds.pop(),
+    return ds.dataset(files, format=kinds.pop(), filesystem=fs,
                       partitioning=ds.HivePartitioning.discover(),
-                      partition_base_dir=str(path)).to_table().to_pandas()
+                      partition_base_dir=path).to_table().to_pandas()
 
 
-def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
+def _kind(path: str) -> str:
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     if suffix in (".parquet", ".pq"):
         return "parquet"
     if suffix == ".csv":

@@ -22,7 +22,7 @@ def flights_data(platform, flights_features):
     from raymlops.datasets.flights_labels import flights_spec
     from raymlops.training.dataset import LabelledData
 
-    flights = LabelledData(flights_spec(platform.settings.datasets_dir),
+    flights = LabelledData(flights_spec(platform.settings.local_dir / "datasets"),
                            flights_features.historical_features("delay_model"))
     train = flights.frame(["2013-01"]).sample(6000, random_state=0)
     valid = flights.frame(["2013-02"]).sample(3000, random_state=0)

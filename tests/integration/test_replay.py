@@ -19,7 +19,7 @@ def test_short_replay_scores_frozen_monthly_and_loop_on_each_month(platform, fli
     from raymlops.training.dataset import LabelledData
     from raymlops.training.replay import frame_table, replay
 
-    spec = flights_spec(platform.settings.datasets_dir, name="replay-short")
+    spec = flights_spec(platform.settings.local_dir / "datasets", name="replay-short")
     policy = spec.ct_policy().model_copy(update={"trials": 2, "max_steps": 1, "families": ["logreg"], "cooldown": 0})
     data = LabelledData(spec, flights_features.historical_features("delay_model"))
     seen: list[str] = []

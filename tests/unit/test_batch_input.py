@@ -14,20 +14,22 @@ from raymlops.exceptions import DatasetNotFoundError, ValidationError
 from raymlops.serving.batch_input import ROW_ID, list_input_files, plan_units, read_unit
 
 
-def _write(path: Path, start: int, n: int, row_group_size: int) -> None:
+def _write(storage, key: str, start: int, n: int, row_group_size: int) -> None:
     table = pa.table({"x": np.arange(start, start + n, dtype=np.int64)})
-    pq.write_table(table, path, row_group_size=row_group_size)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=row_group_size)
+    storage.write_bytes(key, sink.getvalue().to_pybytes())
 
 
 @pytest.mark.parametrize("rows_per_unit", [1, 7, 50, 10_000])
-def test_units_cover_every_row_once_in_path_order(tmp_path: Path, rows_per_unit: int) -> None:
-    (tmp_path / "sub").mkdir()
-    _write(tmp_path / "b.parquet", 100, 45, row_group_size=20)   # 3 row groups: 20, 20, 5
-    _write(tmp_path / "a.parquet", 0, 100, row_group_size=100)
-    _write(tmp_path / "sub" / "c.parquet", 145, 3, row_group_size=2)
-    (tmp_path / "_SUCCESS.parquet").write_bytes(b"ignored: underscore files are metadata")
-    units = plan_units(tmp_path, rows_per_unit=rows_per_unit)
+def test_units_cover_every_row_once_in_path_order(storage, rows_per_unit: int) -> None:
+    _write(storage, "in/b.parquet", 100, 45, row_group_size=20)   # 3 row groups: 20, 20, 5
+    _write(storage, "in/a.parquet", 0, 100, row_group_size=100)
+    _write(storage, "in/sub/c.parquet", 145, 3, row_group_size=2)
+    storage.write_bytes("in/_SUCCESS.parquet", b"ignored: underscore files are metadata")
+    units = plan_units(storage.uri_of("in"), rows_per_unit=rows_per_unit)
     assert all(u.rows <= rows_per_unit for u in units)
+    assert units[0].path == storage.uri_of("in/a.parquet")  # a URI any node opens
     frames = [read_unit(u.to_dict()) for u in units]
     got = pd.concat(frames, ignore_index=True)
     # Files in sorted path order, so the id is the position and x (written as 0..147) equals it.
@@ -38,13 +40,14 @@ def test_units_cover_every_row_once_in_path_order(tmp_path: Path, rows_per_unit:
     assert again.equals(frames[len(units) // 2])
 
 
-def test_csv_units_count_rows_with_quoted_newlines(tmp_path: Path) -> None:
-    (tmp_path / "1.csv").write_text('id,text\n1,"two\nlines"\n2,plain\n')
-    (tmp_path / "2.csv").write_text("id,text\n3,x\n")
-    units = plan_units(tmp_path)
+def test_csv_units_count_rows_with_quoted_newlines(storage) -> None:
+    storage.write_text("in/1.csv", 'id,text\n1,"two\nlines"\n2,plain\n')
+    storage.write_text("in/2.csv", "id,text\n3,x\n")
+    units = plan_units(storage.uri_of("in"))
     assert [(u.first_row_id, u.rows) for u in units] == [(0, 2), (2, 1)]
     frame = pd.concat([read_unit(u) for u in units], ignore_index=True)
     assert frame[ROW_ID].tolist() == [0, 1, 2] and frame["id"].tolist() == [1, 2, 3]
+    assert plan_units(storage.uri_of("in/2.csv"))[0].rows == 1  # one file as the input
 
 
 def test_columns_can_be_selected(tmp_path: Path) -> None:

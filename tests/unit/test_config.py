@@ -12,7 +12,7 @@ from raymlops.exceptions import ConfigError
 
 def test_defaults_are_the_local_embedded_platform(tmp_path: Path) -> None:
     s = load_settings(storage_root=tmp_path)
-    assert s.storage_root == tmp_path.resolve()
+    assert s.storage_root == str(tmp_path.resolve())
     assert s.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
     assert s.artifact_location == str(tmp_path.resolve() / "mlartifacts")
     assert s.namespace == "raymlops"

@@ -13,6 +13,7 @@ from raymlops.exceptions import FeatureViewNotFoundError, SchemaMismatchError, V
 from raymlops.features.definitions import FeatureRepo, load_repo
 from raymlops.features.definitions_store import DefinitionsStore
 from raymlops.features.offline import OfflineStore
+from raymlops.storage import Storage
 
 REPO_YAML = """
 entities:
@@ -93,12 +94,13 @@ def _weather_rows(n: int = 48) -> pd.DataFrame:
     })
 
 
-def test_ingest_partitions_by_date_and_reads_back(repo: FeatureRepo, tmp_path: Path) -> None:
+def test_ingest_partitions_by_date_and_reads_back(repo: FeatureRepo, storage) -> None:
     entity, view = repo.entities[0], repo.feature_views[0]
-    store = OfflineStore(tmp_path / "offline")
+    store = OfflineStore(storage.child("offline"))
     assert store.ingest(view, entity, 1, _weather_rows()) == 48
-    dates = sorted(p.name for p in store.view_dir("weather", 1).iterdir())
-    assert dates == ["date=2013-01-01"]
+    files = store.files("weather", 1)
+    assert [f.rsplit("/", 2)[-2] for f in files] == ["date=2013-01-01"]
+    assert storage.list() == [f"offline/weather/v1/date=2013-01-01/{files[0].rsplit('/', 1)[-1]}"]
     rows = _weather_rows(100)
     store.ingest(view, entity, 1, rows.iloc[48:])
     table = store.read(view, entity, 1)
@@ -119,16 +121,16 @@ def test_ingest_partitions_by_date_and_reads_back(repo: FeatureRepo, tmp_path: P
 )
 def test_bad_rows_write_nothing(repo: FeatureRepo, tmp_path: Path, mutate, error, needle) -> None:
     entity, view = repo.entities[0], repo.feature_views[0]
-    store = OfflineStore(tmp_path / "offline")
+    root = Storage.open(tmp_path / "offline")
     with pytest.raises(error, match=needle):
-        store.ingest(view, entity, 1, mutate(_weather_rows()))
-    assert not store.view_dir("weather", 1).exists() or not list(store.view_dir("weather", 1).rglob("*.parquet"))
+        OfflineStore(root).ingest(view, entity, 1, mutate(_weather_rows()))
+    assert not list((tmp_path / "offline").rglob("*"))
 
 
 def test_int_features_widen_to_float(repo: FeatureRepo, tmp_path: Path) -> None:
     entity, view = repo.entities[0], repo.feature_views[0]
     rows = _weather_rows().assign(visib=10)  # int64 into a float64 feature: safe widening
-    assert OfflineStore(tmp_path).ingest(view, entity, 1, rows) == 48
+    assert OfflineStore(Storage.open(tmp_path)).ingest(view, entity, 1, rows) == 48
 
 
 def test_definitions_store_on_postgres(repo: FeatureRepo) -> None:

@@ -138,7 +138,7 @@ def test_prediction_log_writes_parquet_off_the_request_path(tmp_path: Path) -> N
     log.start()
     log.record(pd.DataFrame({"x": [1.0, 2.0]}), np.array([0, 1]), 3, 1.5, "a")
     log.record(pd.DataFrame({"x": [3.0]}), np.array([1]), 4, 2.5, "b")
-    assert not prediction_log_dir(tmp_path, "m").exists()  # nothing written on record
+    assert not Path(prediction_log_dir(tmp_path, "m")).exists()  # nothing written on record
     log.close()
     table = ds.dataset(prediction_log_dir(tmp_path, "m"), partitioning="hive").to_table()
     frame = table.to_pandas().sort_values("x")
@@ -147,7 +147,7 @@ def test_prediction_log_writes_parquet_off_the_request_path(tmp_path: Path) -> N
     assert frame["_request_id"].tolist() == ["a", "a", "b"]
     assert frame["_prediction"].tolist() == [0, 1, 1]
     assert log.files_written == 2 and log.rows_written == 3 and log.failures == 0
-    assert not list(prediction_log_dir(tmp_path, "m").rglob(".*.tmp"))
+    assert not list(Path(prediction_log_dir(tmp_path, "m")).rglob(".*.tmp"))
 
 
 def test_a_flush_waits_for_the_timer_threads_write_in_flight(tmp_path: Path) -> None:
