@@ -172,6 +172,24 @@ def _save(model: Any, family: str, step: int, metrics: list[dict[str, float]], f
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}))
 
 
+@contextmanager
+def checkpoint_folder(checkpoint: Any) -> Iterator[str]:
+    """A local folder holding ``checkpoint``'s files, for as long as the block runs.
+
+    A checkpoint on the local disk is read in place. One in S3 (trials on other nodes) is
+    downloaded into a folder of this call's own: Ray's ``Checkpoint.as_directory`` picks
+    the same temporary folder for every caller in a process, so two threads reading one
+    checkpoint (the evaluation started ahead and the final one) deleted it under each
+    other."""
+    import pyarrow.fs as pafs
+
+    if isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
+        yield checkpoint.path
+        return
+    with tempfile.TemporaryDirectory(prefix="raymlops-checkpoint-") as tmp:
+        yield checkpoint.to_directory(tmp)
+
+
 def read_state(folder: str | Path) -> dict[str, Any]:
     """A trial checkpoint's state (family, step, per-step scores, ...), without the model."""
     return json.loads((Path(folder) / "state.json").read_text())
@@ -199,7 +217,7 @@ def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, 
     start_model, start_step, history = None, 0, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # a retried trial: continue after the last finished step
-        with checkpoint.as_directory() as folder:
+        with checkpoint_folder(checkpoint) as folder:
             start_model, state = load_checkpoint(folder)
         start_step, history = int(state["step"]), list(state["metrics"])
     total = max_steps(family, max_steps_)
@@ -343,7 +361,7 @@ class _MlflowTrials:
     def _evaluate(self, checkpoint: Any, cancelled: Any) -> tuple[Any, dict[str, bytes]]:
         from raymlops.training.tracking import evaluation_files
 
-        with checkpoint.as_directory() as folder:
+        with checkpoint_folder(checkpoint) as folder:
             model, state = load_checkpoint(folder)
         cols = self.data.columns_for(state["family"])
         return model, evaluation_files(model, task=registry_task(self.data.task), X_valid=self.data.X_valid[cols],
@@ -397,7 +415,7 @@ class _MlflowTrials:
         ckpt = trial.checkpoint
         if ckpt is None or trial.trial_id in self.runs:
             return
-        with ckpt.as_directory() as folder:
+        with checkpoint_folder(ckpt) as folder:
             state = read_state(folder)
         family, history = state["family"], state["metrics"]
         run = log_training_run(
@@ -633,7 +651,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
     client.log_metric(parent_id, f"best_{metric}", best_value)
     client.set_tag(parent_id, "raymlops.best_config", json.dumps(best_config))
     version = None
-    with best.checkpoint.as_directory() as folder:
+    with checkpoint_folder(best.checkpoint) as folder:
         state = read_state(folder)
     if best_run is not None:
         from raymlops.training.tracking import log_files

@@ -1,0 +1,221 @@
+"""The platform on a cluster of three hosts, each with its own disk (see ``hosts.py``).
+
+Storage is ``s3://`` on a real S3 store (SeaweedFS), SQL state on PostgreSQL, the endpoints
+listen on the head's test-network address (so they ask for the inference token), and the
+head offers no CPUs: every piece of work has to run on a worker host. On it, as a user runs
+it: `raymlops up`, workers joining with `ray start`, the short demo (features, AutoML, serve
+with online traffic, batch predict, drift, a CT cycle). Then: where everything ran, nothing
+of the platform on a worker's own disk, a worker host killed mid-batch (every row still
+exactly once), the registry actor killed (back on the head with every version).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, free_port
+from tests.e2e.hosts import HostNetwork, wait_for
+from tests.s3_store import start_s3_store
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+BIN = Path(sys.executable).parent
+MODEL = "flights-delay"
+
+PROBE = r"""
+import json, sys, ray
+from ray.util.state import list_actors, list_nodes, list_tasks
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+nodes = list_nodes(detail=True, limit=100, raise_on_missing_output=False)
+head = [n.node_id for n in nodes if n.is_head_node][0]
+actors = list_actors(detail=True, limit=10000, raise_on_missing_output=False)
+tasks = list_tasks(detail=True, limit=10000, raise_on_missing_output=False)
+print(json.dumps({
+    "head": head,
+    "nodes": {n.node_id: n.node_ip for n in nodes if n.state == "ALIVE"},
+    "actors": [[a.class_name, a.node_id, a.state, a.name or ""] for a in actors],
+    "tasks": [[t.name, t.node_id, t.state] for t in tasks],
+}))
+"""
+
+KILL_REGISTRY = r"""
+import json, sys, time, ray
+from ray.util.state import list_actors
+from raymlops.registry.client import RegistryClient
+import raymlops
+platform = raymlops.init()
+registry = RegistryClient.connect(platform.settings)
+before = [v["version"] for v in registry.list_versions(sys.argv[1])]
+actor = ray.get_actor("raymlops-registry", namespace=platform.settings.namespace)
+ray.kill(actor, no_restart=False)
+time.sleep(1)
+after = [v["version"] for v in registry.list_versions(sys.argv[1])]
+where = [a.node_id for a in list_actors(filters=[("name", "=", "raymlops-registry"),
+                                                 ("state", "=", "ALIVE")])]
+print(json.dumps({"before": before, "after": after, "nodes": where,
+                  "head": ray.get_runtime_context().get_node_id()}))
+"""
+
+
+@pytest.fixture
+def database() -> str:
+    """A PostgreSQL database of this test's own (dropped afterwards)."""
+    import psycopg
+
+    name = f"rmo_hosts_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield name
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_three_hosts_run_the_loop_and_survive_a_dead_host(tmp_path: Path, database: str) -> None:
+    hosts = HostNetwork(tmp_path / "hosts")
+    store = None
+    env: dict[str, str] = {}
+    try:
+        hosts.up()
+        store = start_s3_store(tmp_path / "s3", host=hosts.bridge_ip)
+        store.make_bucket("platform")
+        pg = hosts.forward(free_port(hosts.bridge_ip), ("127.0.0.1", 5432))
+        sql = f"postgresql://postgres@{hosts.bridge_ip}:{pg}/{database}"
+        home = tmp_path / "head-home"
+        home.mkdir()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("RAYMLOPS_", "RAY_"))},
+            **store.env, "HOME": str(home),
+            "RAYMLOPS_STORAGE_ROOT": "s3://platform/raymlops",
+            "RAYMLOPS_TRACKING_URI": sql, "RAYMLOPS_FEATURE_REGISTRY_URI": sql,
+            "RAYMLOPS_NODE_IP": hosts.head_ip, "RAYMLOPS_DASHBOARD_HOST": hosts.head_ip,
+            "RAYMLOPS_SERVE_HOST": hosts.head_ip, "RAYMLOPS_SERVE_HAPROXY": "false",
+            "RAYMLOPS_NUM_CPUS": "0",  # the head runs the platform; work goes to the workers
+            "RAY_AUTH_MODE": "token",
+            # a dead host is noticed in seconds, not Ray's default ~30 s
+            "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
+            "RAY_health_check_failure_threshold": "3",
+        }
+
+        def on_head(*argv: str, timeout: float = 300, check: bool = True,
+                    ) -> subprocess.CompletedProcess[str]:
+            proc = subprocess.run(hosts.head_command(list(argv)), env=env, cwd=REPO,
+                                  capture_output=True, text=True, timeout=timeout)
+            if check and proc.returncode != 0:
+                raise AssertionError(f"{argv} failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
+                                     f"\n{proc.stderr[-5000:]}")
+            return proc
+
+        started = json.loads(on_head(str(BIN / "raymlops"), "up", "--json").stdout)
+        gcs = started["ray_address"]
+        token = (home / ".ray" / "auth_token").read_text().strip()
+        worker_env = {**store.env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+        for _ in range(2):
+            hosts.add_worker(gcs, worker_env)
+        wait_for(lambda: json.loads(on_head(str(BIN / "raymlops"), "status", "--json").stdout)
+                 ["resources"]["nodes"] == 3, 90, "two worker hosts to join")
+
+        demo = on_head(str(BIN / "raymlops"), "demo", "--months", "1", "--trials", "2",
+                       "--ct-trials", "2", "--json", timeout=900)
+        summary = json.loads(demo.stdout)
+        assert summary["serving"]["requests"] > 0 and summary["serving"]["failed"] == 0, \
+            summary["serving"]
+        assert summary["report"].startswith("s3://platform/raymlops/demo/")
+
+        placed = json.loads(on_head(str(BIN / "python"), "-c", PROBE, gcs).stdout)
+        head, workers = placed["head"], set(placed["nodes"]) - {placed["head"]}
+        assert len(workers) == 2
+
+        def nodes_of(kinds: list[list[str]], needle: str) -> set[str]:
+            return {row[1] for row in kinds if needle in row[0]}
+
+        assert nodes_of(placed["actors"], "_Scorer") & workers, "no scoring actor on a worker"
+        assert nodes_of(placed["actors"], "ServeReplica") & workers, "no replica on a worker"
+        assert nodes_of(placed["actors"], "ImplicitFunc") & workers or \
+            nodes_of(placed["actors"], "trainable") & workers, "no Tune trial on a worker"
+        platform_actors = [r for r in placed["actors"] if r[3].startswith("raymlops-")
+                           and r[2] == "ALIVE"]
+        assert platform_actors and all(r[1] == head for r in platform_actors), platform_actors
+        assert {r[1] for r in placed["tasks"]} & workers, "no Ray task on a worker"
+
+        # Every row of the demo's scored month exactly once, read back from S3.
+        import pyarrow.dataset as pads
+
+        from raymlops.storage import filesystem_of
+
+        os.environ.update(store.env)
+        fs, path = filesystem_of("s3://platform/raymlops/demo/scored/2013-03")
+        ids = pads.dataset(path, filesystem=fs).to_table(columns=["row_id"]).column(0)
+        assert sorted(ids.to_pylist()) == list(range(summary["months"][0]["rows"]))
+
+        # A worker host dies mid-batch: every row still exactly once. The input: the demo's
+        # month four times over, in small row groups, so the job outlives the kill.
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        month = pq.read_table("platform/raymlops/demo/months/2013-03.parquet", filesystem=fs)
+        pq.write_table(pa.concat_tables([month] * 4), "platform/raymlops/big.parquet",
+                       filesystem=fs, row_group_size=2000)
+        batch = subprocess.Popen(
+            hosts.head_command([str(BIN / "raymlops"), "batch", "predict", f"{MODEL}@champion",
+                                "-i", "s3://platform/raymlops/big.parquet",
+                                "-o", "s3://platform/raymlops/killed", "--json"]),
+            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def worker_with_scorers() -> int | None:
+            assert batch.poll() is None, "the batch finished before a host could be killed"
+            now = json.loads(on_head(str(BIN / "python"), "-c", PROBE, gcs).stdout)
+            busy = {now["nodes"].get(a[1]) for a in now["actors"]
+                    if "_Scorer" in a[0] and a[2] == "ALIVE"}
+            return next((i for i, w in enumerate(hosts.workers) if w.address in busy), None)
+
+        spotted: list[int] = []
+
+        def spot() -> bool:
+            busy = worker_with_scorers()
+            spotted.extend([] if busy is None else [busy])
+            return busy is not None
+
+        wait_for(spot, 180, "scoring actors on a worker host", every=1.0)
+        victim = spotted[-1]
+        hosts.workers[victim].kill()
+        out, err = batch.communicate(timeout=600)
+        assert batch.returncode == 0, err[-5000:]
+        result = json.loads(out)
+        assert result["rows"] == 4 * month.num_rows
+        fs, path = filesystem_of("s3://platform/raymlops/killed")
+        ids = pads.dataset(path, filesystem=fs).to_table(columns=["row_id"]).column(0)
+        assert sorted(ids.to_pylist()) == list(range(result["rows"]))
+
+        # Nothing of the platform on the surviving worker's own disk.
+        survivor = hosts.workers[1 - victim]
+        from raymlops.config import load_settings
+
+        ray_temp = load_settings(storage_root="s3://platform/raymlops").ray_temp_dir
+        interpreter = Path(os.path.realpath(sys.executable)).parents[1]  # bound back, read-only
+        listing = survivor.run(  # Ray's own session folder (logs, sockets) aside
+            f"find /tmp {os.environ.get('HOME', '/root')} -path {ray_temp} -prune "
+            f"-o -path {interpreter} -prune -o -type f -print 2>/dev/null").stdout.split()
+        leaked = [p for p in listing if not p.startswith(str(ray_temp))]
+        assert not leaked, leaked
+
+        # The registry actor killed: back on the head, every version kept.
+        killed = json.loads(on_head(str(BIN / "python"), "-c", KILL_REGISTRY, MODEL).stdout)
+        assert killed["before"] and killed["after"] == killed["before"]
+        assert killed["nodes"] == [head]
+    finally:
+        try:
+            if hosts._made_netns:
+                subprocess.run(hosts.head_command([str(BIN / "raymlops"), "down"]),
+                               env=env, capture_output=True, timeout=120)
+        except Exception:  # noqa: BLE001 - close() below kills what is left
+            pass
+        hosts.close()
+        if store is not None:
+            store.stop()
