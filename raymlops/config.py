@@ -58,12 +58,14 @@ class Settings(BaseSettings):
     tracking_uri: str | None = Field(
         default=None,
         description="MLflow tracking and registry URI (SQLAlchemy URL or file path). "
-        "Default: sqlite:///<storage_root>/mlflow.db. PostgreSQL works unchanged.",
+        "Default: sqlite:///<local_dir>/mlflow.db; on a cluster of several hosts a PostgreSQL "
+        "URL (every host reaches it).",
     )
     feature_registry_uri: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the feature definitions registry. Default: "
-        "sqlite:///<storage_root>/features.db; PostgreSQL works unchanged.",
+        description="SQLAlchemy URL of the platform's own tables: feature definitions, "
+        "materialization watermarks, alert history. Default: sqlite:///<local_dir>/features.db; "
+        "on a cluster of several hosts a PostgreSQL URL (every host reaches it).",
     )
     artifact_location: str | None = Field(
         default=None,

@@ -46,6 +46,12 @@ def check_shared_state(settings: Settings, hosts: int) -> None:
             problems.append(
                 f"{name} is a SQLite file that only one host sees: set a PostgreSQL URL "
                 f"(RAYMLOPS_{name.upper()}=postgresql://user@host/db)")
+    if settings.serve_haproxy:
+        fields.append("serve_haproxy")
+        problems.append(
+            "serve_haproxy: HAProxy mode binds every ingress replica to serve_host, an address "
+            "only the head has, so replicas on other hosts cannot serve: set serve_haproxy: false "
+            "(Serve's proxy on the head reaches replicas on every host)")
     if problems:
         raise ConfigError("; ".join(problems), fields=fields, hosts=hosts)
 

@@ -52,3 +52,19 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
     for key, value in store.env.items():
         monkeypatch.setenv(key, value)
     return Storage.open(f"s3://contract/{tmp_path.name}")
+
+
+@pytest.fixture
+def fresh_pg_url():
+    """A PostgreSQL database of the test's own, dropped afterwards: its URL."""
+    import uuid
+
+    import psycopg
+
+    require_service(5432, "PostgreSQL")
+    name = f"rmo_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URI, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield PG_URI.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_URI, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

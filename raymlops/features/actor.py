@@ -12,8 +12,6 @@ in ``expired`` (Feast returns the stale value silently, feast#6821).
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import threading
 import time
 import uuid
@@ -67,18 +65,15 @@ class FeatureStore:
         self.settings = load_settings(**{k: v for k, v in settings.items() if v is not None})
         self.definitions = DefinitionsStore(self.settings.feature_registry_uri)
         self.offline = OfflineStore(self.settings.storage.child("offline"))
-        # The online log and the watermarks are this actor's own files, on its node (the
-        # head: platform actors are pinned there); a shared store is the 'redis' backend.
+        # The 'log' online store is this actor's own files, on its node (the head: platform
+        # actors are pinned there); on a cluster the shared one is the 'redis' backend.
         online_dir = self.settings.local_dir / "online"
         self.online = make_backend(
             self.settings.online_store, path=online_dir, redis_url=self.settings.redis_url,
             prefix=f"{self.settings.redis_prefix}:{self.settings.namespace}",
         )
-        self._watermarks_path = online_dir / "materialized.json"
         online_dir.mkdir(parents=True, exist_ok=True)
-        self._watermarks: dict[str, dict[str, int]] = (
-            json.loads(self._watermarks_path.read_text()) if self._watermarks_path.is_file() else {}
-        )
+        self._watermarks: dict[str, dict[str, int]] = self.definitions.watermarks()
         # Change feed for replica-local caches: (seq, online view, key, row). A restarted
         # actor has a new epoch, which tells caches to take a fresh snapshot.
         self._epoch = uuid.uuid4().hex
@@ -264,9 +259,7 @@ class FeatureStore:
         return _latest_per_key(table, view, entity)
 
     def _save_watermarks(self) -> None:
-        tmp = self._watermarks_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._watermarks))
-        os.replace(tmp, self._watermarks_path)
+        self.definitions.set_watermarks(self._watermarks)
 
     # -- reads ------------------------------------------------------------------------------
 

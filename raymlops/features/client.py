@@ -1,8 +1,10 @@
 """FeatureStoreClient: the Python API over the feature store actor.
 
 Writes and online reads go through the actor (one writer, one online store); historical
-retrieval reads the offline Parquet directly in the caller (it is shared storage) and joins
-point-in-time correctly, so large training sets never pass through the actor.
+retrieval reads the offline Parquet directly in the caller, by its URI under the storage root
+(a local folder on one host, S3 or a shared mount on a cluster: the guard rails of
+:mod:`raymlops.shared_state` refuse anything else there), and joins point-in-time correctly,
+so large training sets never pass through the actor.
 """
 
 from __future__ import annotations

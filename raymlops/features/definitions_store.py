@@ -1,4 +1,5 @@
-"""Durable, versioned store of feature definitions on SQL (SQLite default, PostgreSQL too).
+"""Durable, versioned store of feature definitions on SQL (SQLite default, PostgreSQL too),
+and the materialization watermarks beside them.
 
 ``apply`` is one transaction: every definition in a repo file is compared with its latest
 stored version; unchanged ones are left alone, changed ones get a *new* version (a feature's
@@ -37,6 +38,18 @@ _definitions = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.UniqueConstraint("kind", "name", "version", name="uq_feature_definition_version"),
+)
+
+
+# How far each view is materialized to the online store (incremental materialization starts
+# there). In SQL, not a file of the actor's: a restarted actor on any host finds it.
+_watermarks = sa.Table(
+    "raymlops_materialization_watermarks",
+    _metadata,
+    sa.Column("view", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("end_us", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 
@@ -154,6 +167,23 @@ class DefinitionsStore:
         for row in rows:
             latest[(row.kind, row.name)] = row
         return [self._to_definition(r) for r in latest.values()]
+
+
+    def watermarks(self) -> dict[str, dict[str, int]]:
+        """``{view: {"version", "end_us"}}`` of every materialized view."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_watermarks)).all()
+        return {r.view: {"version": int(r.version), "end_us": int(r.end_us)} for r in rows}
+
+    def set_watermarks(self, marks: dict[str, dict[str, int]]) -> None:
+        """Replace the given views' watermarks, all in one transaction."""
+        if not marks:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(_watermarks).where(_watermarks.c.view.in_(list(marks))))
+            conn.execute(sa.insert(_watermarks), [
+                {"view": view, "version": int(m["version"]), "end_us": int(m["end_us"]),
+                 "updated_at": time.time()} for view, m in marks.items()])
 
 
 def _fingerprint(spec: Any) -> str:

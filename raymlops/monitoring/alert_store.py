@@ -1,4 +1,4 @@
-"""Durable alert history: one SQLite file under the storage root (``alerts/alerts.db``).
+"""Durable alert history: a table in the platform's SQL database (``raymlops_alerts``).
 
 Why durable: an alert that fired must still be in ``raymlops alerts history`` after the
 evaluator actor (or the whole cluster) restarted, and a restarted evaluator must know which
@@ -9,87 +9,96 @@ alerts are already firing, so it does not notify them twice. One row per alert o
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from raymlops.monitoring.alert_eval import AlertKey, Transition
 
 __all__ = ["AlertStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    rule TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    condition TEXT NOT NULL,
-    value REAL,
-    started_at REAL NOT NULL,
-    resolved_at REAL,
-    resolved_value REAL,
-    actions TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS alerts_open ON alerts (rule, labels, resolved_at);
-"""
+_metadata = sa.MetaData()
+_alerts = sa.Table(
+    "raymlops_alerts",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(256), nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Column("severity", sa.String(32), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("condition", sa.Text, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_value", sa.Float),
+    sa.Column("actions", sa.Text, nullable=False, server_default="[]"),
+    sa.Index("raymlops_alerts_open", "rule", "labels", "resolved_at"),
+)
 
 
 class AlertStore:
-    """Append and close alert occurrences; read the open ones and the history."""
+    """Append and close alert occurrences; read the open ones and the history.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    ``url`` is a SQLAlchemy URL (the platform's SQL database, PostgreSQL on a cluster) or a
+    file path, taken as SQLite."""
+
+    def __init__(self, url: str | Path) -> None:
+        text = str(url)
+        if "://" not in text:
+            Path(text).parent.mkdir(parents=True, exist_ok=True)
+            text = f"sqlite:///{text}"
+        else:
+            parsed = sa.engine.make_url(text)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(text, future=True)
+        _metadata.create_all(self.engine)
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
 
     def record(self, t: Transition) -> int:
         """Store a transition; returns the occurrence's id."""
         labels = json.dumps(dict(t.labels), sort_keys=True)
-        with self._lock, self._connect() as db:
+        with self._lock, self.engine.begin() as db:
             if t.status == "firing":
-                cur = db.execute(
-                    "INSERT INTO alerts (rule, labels, severity, summary, condition, value, "
-                    "started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (t.rule.name, labels, t.rule.severity, t.summary(), t.rule.expr.describe(),
-                     t.value, t.started_at))
-                return int(cur.lastrowid or 0)
-            row = db.execute("SELECT id FROM alerts WHERE rule = ? AND labels = ? AND "
-                             "resolved_at IS NULL ORDER BY id DESC", (t.rule.name, labels)).fetchone()
+                result = db.execute(sa.insert(_alerts).values(
+                    rule=t.rule.name, labels=labels, severity=t.rule.severity, summary=t.summary(),
+                    condition=t.rule.expr.describe(), value=t.value, started_at=t.started_at,
+                    actions="[]"))
+                return int(result.inserted_primary_key[0] or 0)
+            row = db.execute(sa.select(_alerts.c.id).where(
+                _alerts.c.rule == t.rule.name, _alerts.c.labels == labels,
+                _alerts.c.resolved_at.is_(None)).order_by(_alerts.c.id.desc())).first()
             if row is None:
                 return 0
-            db.execute("UPDATE alerts SET resolved_at = ?, resolved_value = ? WHERE id = ?",
-                       (t.at, t.value, row[0]))
-            return int(row[0])
+            db.execute(sa.update(_alerts).where(_alerts.c.id == row.id).values(
+                resolved_at=t.at, resolved_value=t.value))
+            return int(row.id)
 
     def add_action_results(self, alert_id: int, results: list[dict[str, Any]]) -> None:
-        with self._lock, self._connect() as db:
-            row = db.execute("SELECT actions FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        with self._lock, self.engine.begin() as db:
+            row = db.execute(sa.select(_alerts.c.actions).where(_alerts.c.id == alert_id)).first()
             if row is not None:
-                db.execute("UPDATE alerts SET actions = ? WHERE id = ?",
-                           (json.dumps(json.loads(row[0]) + results), alert_id))
+                db.execute(sa.update(_alerts).where(_alerts.c.id == alert_id).values(
+                    actions=json.dumps(json.loads(row.actions) + results)))
 
     def open_alerts(self) -> dict[AlertKey, float]:
         """Firing alerts: (rule, labels) -> started_at (seeds the evaluator after a restart)."""
-        with self._connect() as db:
-            rows = db.execute("SELECT rule, labels, started_at FROM alerts "
-                              "WHERE resolved_at IS NULL").fetchall()
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(_alerts.c.rule, _alerts.c.labels, _alerts.c.started_at)
+                              .where(_alerts.c.resolved_at.is_(None))).all()
         return {(rule, tuple(sorted(json.loads(labels).items()))): started
                 for rule, labels, started in rows}
 
     def history(self, limit: int = 100, rule: str | None = None) -> list[dict[str, Any]]:
         """Occurrences, newest first."""
-        query = "SELECT * FROM alerts" + (" WHERE rule = ?" if rule else "") + \
-            " ORDER BY started_at DESC, id DESC LIMIT ?"
-        with self._connect() as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(query, (rule, limit) if rule else (limit,)).fetchall()
+        query = sa.select(_alerts)
+        if rule:
+            query = query.where(_alerts.c.rule == rule)
+        query = query.order_by(_alerts.c.started_at.desc(), _alerts.c.id.desc()).limit(limit)
+        with self.engine.connect() as db:
+            rows = db.execute(query).mappings().all()
         out = []
         for row in rows:
             item = dict(row)

@@ -64,9 +64,10 @@ def installed_rules(settings: Settings) -> RuleSet | None:
     return load_rules(data)
 
 
-def history_path(settings: Settings) -> Path:
-    """The alert history's SQLite file, on the machine of the alerts actor (the head)."""
-    return settings.local_dir / "alerts" / "alerts.db"
+def history_path(settings: Settings) -> str:
+    """The alert history's SQL database: the platform's own (``feature_registry_uri``),
+    which every host reaches (PostgreSQL on a cluster)."""
+    return str(settings.feature_registry_uri)
 
 
 def install_rules(settings: Settings, source: str | Path) -> RuleSet:

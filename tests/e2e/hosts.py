@@ -21,6 +21,7 @@ test fails midway. Needs root (CI has it); a test fails, never skips, without it
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import signal
@@ -29,6 +30,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,3 +266,87 @@ def port_open(host: str, port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class S3Cluster:
+    """A running 3-host platform: S3 storage, PostgreSQL, token auth, endpoints on the head's
+    address, the head offering 0 CPUs (every piece of work runs on a worker host)."""
+
+    hosts: HostNetwork
+    env: dict[str, str]
+    gcs: str
+    storage_root: str
+    s3_env: dict[str, str]
+
+    def on_head(self, *argv: str, timeout: float = 300,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command on the head host, as a user there would."""
+        proc = subprocess.run(self.hosts.head_command(list(argv)), env=self.env, cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{argv} failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
+                                 f"\n{proc.stderr[-5000:]}")
+        return proc
+
+    def raymlops(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return self.on_head(str(VENV_BIN / "raymlops"), *args, timeout=timeout)
+
+
+@contextmanager
+def s3_cluster(folder: Path, *, workers: int = 2) -> Iterator[S3Cluster]:
+    """`raymlops up` on a head host, ``workers`` worker hosts joined; all torn down after."""
+    import psycopg
+
+    from tests.s3_store import start_s3_store
+
+    database = f"rmo_hosts_{uuid.uuid4().hex[:8]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+    hosts = HostNetwork(folder / "hosts")
+    store = None
+    cluster: S3Cluster | None = None
+    try:
+        hosts.up()
+        store = start_s3_store(folder / "s3", host=hosts.bridge_ip)
+        store.make_bucket("platform")
+        from raymlops._head import free_port
+
+        pg = hosts.forward(free_port(hosts.bridge_ip), ("127.0.0.1", 5432))
+        sql = f"postgresql://postgres@{hosts.bridge_ip}:{pg}/{database}"
+        home = folder / "head-home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("RAYMLOPS_", "RAY_"))},
+            **store.env, "HOME": str(home),
+            "RAYMLOPS_STORAGE_ROOT": "s3://platform/raymlops",
+            "RAYMLOPS_TRACKING_URI": sql, "RAYMLOPS_FEATURE_REGISTRY_URI": sql,
+            "RAYMLOPS_NODE_IP": hosts.head_ip, "RAYMLOPS_DASHBOARD_HOST": hosts.head_ip,
+            "RAYMLOPS_SERVE_HOST": hosts.head_ip, "RAYMLOPS_SERVE_HAPROXY": "false",
+            "RAYMLOPS_NUM_CPUS": "0",  # the head runs the platform; work goes to the workers
+            "RAY_AUTH_MODE": "token",
+            # a dead host is noticed in seconds, not Ray's default ~30 s
+            "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
+            "RAY_health_check_failure_threshold": "3",
+        }
+        cluster = S3Cluster(hosts, env, "", "s3://platform/raymlops", store.env)
+        cluster.gcs = json.loads(cluster.raymlops("up", "--json").stdout)["ray_address"]
+        token = (home / ".ray" / "auth_token").read_text().strip()
+        worker_env = {**store.env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+        for _ in range(workers):
+            hosts.add_worker(cluster.gcs, worker_env)
+        wait_for(lambda: json.loads(cluster.raymlops("status", "--json").stdout)
+                 ["resources"]["nodes"] == 1 + workers, 90, "the worker hosts to join")
+        yield cluster
+    finally:
+        if cluster is not None and cluster.gcs:
+            cluster.on_head(str(VENV_BIN / "raymlops"), "down", timeout=120, check=False)
+        hosts.close()
+        if store is not None:
+            store.stop()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

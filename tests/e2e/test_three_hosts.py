@@ -15,14 +15,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
-from tests.e2e.hosts import HostNetwork, wait_for
-from tests.s3_store import start_s3_store
+from tests.conftest import REPO
+from tests.e2e.hosts import s3_cluster, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -32,6 +30,7 @@ MODEL = "flights-delay"
 PROBE = r"""
 import json, sys, ray
 from ray.util.state import list_actors, list_nodes, list_tasks
+from raymlops.shared_state import cluster_hosts
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
 nodes = list_nodes(detail=True, limit=100, raise_on_missing_output=False)
 head = [n.node_id for n in nodes if n.is_head_node][0]
@@ -39,6 +38,7 @@ actors = list_actors(detail=True, limit=10000, raise_on_missing_output=False)
 tasks = list_tasks(detail=True, limit=10000, raise_on_missing_output=False)
 print(json.dumps({
     "head": head,
+    "hosts": len(cluster_hosts(ray.nodes())),
     "nodes": {n.node_id: n.node_ip for n in nodes if n.state == "ALIVE"},
     "actors": [[a.class_name, a.node_id, a.state, a.name or ""] for a in actors],
     "tasks": [[t.name, t.node_id, t.state] for t in tasks],
@@ -64,63 +64,12 @@ print(json.dumps({"before": before, "after": after, "nodes": where,
 """
 
 
-@pytest.fixture
-def database() -> str:
-    """A PostgreSQL database of this test's own (dropped afterwards)."""
-    import psycopg
-
-    name = f"rmo_hosts_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield name
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def test_three_hosts_run_the_loop_and_survive_a_dead_host(tmp_path: Path, database: str) -> None:
-    hosts = HostNetwork(tmp_path / "hosts")
-    store = None
-    env: dict[str, str] = {}
-    try:
-        hosts.up()
-        store = start_s3_store(tmp_path / "s3", host=hosts.bridge_ip)
-        store.make_bucket("platform")
-        pg = hosts.forward(free_port(hosts.bridge_ip), ("127.0.0.1", 5432))
-        sql = f"postgresql://postgres@{hosts.bridge_ip}:{pg}/{database}"
-        home = tmp_path / "head-home"
-        home.mkdir()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RAYMLOPS_", "RAY_"))},
-            **store.env, "HOME": str(home),
-            "RAYMLOPS_STORAGE_ROOT": "s3://platform/raymlops",
-            "RAYMLOPS_TRACKING_URI": sql, "RAYMLOPS_FEATURE_REGISTRY_URI": sql,
-            "RAYMLOPS_NODE_IP": hosts.head_ip, "RAYMLOPS_DASHBOARD_HOST": hosts.head_ip,
-            "RAYMLOPS_SERVE_HOST": hosts.head_ip, "RAYMLOPS_SERVE_HAPROXY": "false",
-            "RAYMLOPS_NUM_CPUS": "0",  # the head runs the platform; work goes to the workers
-            "RAY_AUTH_MODE": "token",
-            # a dead host is noticed in seconds, not Ray's default ~30 s
-            "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
-            "RAY_health_check_failure_threshold": "3",
-        }
-
-        def on_head(*argv: str, timeout: float = 300, check: bool = True,
-                    ) -> subprocess.CompletedProcess[str]:
-            proc = subprocess.run(hosts.head_command(list(argv)), env=env, cwd=REPO,
-                                  capture_output=True, text=True, timeout=timeout)
-            if check and proc.returncode != 0:
-                raise AssertionError(f"{argv} failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
-                                     f"\n{proc.stderr[-5000:]}")
-            return proc
-
-        started = json.loads(on_head(str(BIN / "raymlops"), "up", "--json").stdout)
-        gcs = started["ray_address"]
-        token = (home / ".ray" / "auth_token").read_text().strip()
-        worker_env = {**store.env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-        for _ in range(2):
-            hosts.add_worker(gcs, worker_env)
-        wait_for(lambda: json.loads(on_head(str(BIN / "raymlops"), "status", "--json").stdout)
-                 ["resources"]["nodes"] == 3, 90, "two worker hosts to join")
-
+def test_three_hosts_run_the_loop_and_survive_a_dead_host(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with s3_cluster(tmp_path) as cluster:
+        hosts, env, gcs, on_head = cluster.hosts, cluster.env, cluster.gcs, cluster.on_head
+        for key, value in cluster.s3_env.items():  # this process reads results from S3 too
+            monkeypatch.setenv(key, value)
         demo = on_head(str(BIN / "raymlops"), "demo", "--months", "1", "--trials", "2",
                        "--ct-trials", "2", "--json", timeout=900)
         summary = json.loads(demo.stdout)
@@ -130,7 +79,7 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(tmp_path: Path, databa
 
         placed = json.loads(on_head(str(BIN / "python"), "-c", PROBE, gcs).stdout)
         head, workers = placed["head"], set(placed["nodes"]) - {placed["head"]}
-        assert len(workers) == 2
+        assert len(workers) == 2 and placed["hosts"] == 3  # what the guard rails count
 
         def nodes_of(kinds: list[list[str]], needle: str) -> set[str]:
             return {row[1] for row in kinds if needle in row[0]}
@@ -149,7 +98,6 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(tmp_path: Path, databa
 
         from raymlops.storage import filesystem_of
 
-        os.environ.update(store.env)
         fs, path = filesystem_of("s3://platform/raymlops/demo/scored/2013-03")
         ids = pads.dataset(path, filesystem=fs).to_table(columns=["row_id"]).column(0)
         assert sorted(ids.to_pylist()) == list(range(summary["months"][0]["rows"]))
@@ -209,13 +157,3 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(tmp_path: Path, databa
         killed = json.loads(on_head(str(BIN / "python"), "-c", KILL_REGISTRY, MODEL).stdout)
         assert killed["before"] and killed["after"] == killed["before"]
         assert killed["nodes"] == [head]
-    finally:
-        try:
-            if hosts._made_netns:
-                subprocess.run(hosts.head_command([str(BIN / "raymlops"), "down"]),
-                               env=env, capture_output=True, timeout=120)
-        except Exception:  # noqa: BLE001 - close() below kills what is left
-            pass
-        hosts.close()
-        if store is not None:
-            store.stop()

@@ -192,12 +192,16 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
     assert verify(body, sign(body, b"k"), b"k") and not verify(body + b" ", sign(body, b"k"), b"k")
 
 
-def test_a_restarted_service_does_not_notify_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_restarted_service_does_not_notify_again(tmp_path: Path, backend: str,
+                                                   request: pytest.FixtureRequest) -> None:
+    url = (str(tmp_path / "alerts.db") if backend == "sqlite"
+           else request.getfixturevalue("fresh_pg_url"))
     feed, ct_calls = [[errors(9)]], []
     actions = [{"type": "trigger_ct", "model": "m"}]
-    store = AlertStore(tmp_path / "alerts.db")
+    store = AlertStore(url)
     assert len(_service(tmp_path, actions, feed, ct_calls, store).tick(now=1)) == 1
-    again = _service(tmp_path, actions, feed, ct_calls, AlertStore(tmp_path / "alerts.db"))
+    again = _service(tmp_path, actions, feed, ct_calls, AlertStore(url))
     assert again.tick(now=2) == [] and ct_calls == [("m", "errs")]
     feed.append([])
     assert [t["status"] for t in again.tick(now=3)] == ["resolved"]

@@ -306,3 +306,21 @@ def test_rules_catch_broken_configs(aws: dict[str, Any], local: dict[str, Any]) 
     no_gpu = copy.deepcopy(local)
     no_gpu["available_node_types"]["gpu_worker"]["resources"] = {"CPU": 1}
     assert _gpu_node_types(no_gpu) == []
+
+
+def test_the_cluster_settings_pass_the_guard_rails_and_reach_every_node(
+        aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from raymlops.config import load_settings
+
+    monkeypatch.delenv("RAYMLOPS_STORAGE_ROOT")  # the file's values, as on a node
+    from raymlops.shared_state import check_shared_state
+
+    settings_file = REPO / "cluster" / "raymlops-cluster.yaml"
+    settings = load_settings(settings_file)
+    check_shared_state(settings, hosts=15)  # the head and aws.yaml's 14 workers at most
+    assert settings.storage_root.startswith("s3://") and settings.online_store == "redis"
+    assert aws["file_mounts"]["~/raymlops.yaml"] == "cluster/raymlops-cluster.yaml"
+    for commands in (aws["head_start_ray_commands"], aws["worker_start_ray_commands"]):
+        assert any("RAYMLOPS_CONFIG=$HOME/raymlops.yaml" in c for c in commands)
+    for node_type in aws["available_node_types"].values():  # S3 rights on every node
+        assert node_type["node_config"]["IamInstanceProfile"]["Arn"]

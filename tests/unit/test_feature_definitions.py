@@ -159,3 +159,17 @@ def test_definitions_store_creates_the_folder_of_its_sqlite_file(tmp_path) -> No
     target = tmp_path / "fresh" / "root" / "features.db"
     DefinitionsStore(f"sqlite:///{target}")
     assert target.is_file()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_watermarks_live_in_sql_beside_the_definitions(tmp_path: Path, backend: str,
+                                                       request: pytest.FixtureRequest) -> None:
+    url = (f"sqlite:///{tmp_path / 'f.db'}" if backend == "sqlite"
+           else request.getfixturevalue("fresh_pg_url"))
+    store = DefinitionsStore(url)
+    assert store.watermarks() == {}
+    store.set_watermarks({"weather": {"version": 1, "end_us": 10}, "planes": {"version": 2, "end_us": 5}})
+    store.set_watermarks({"weather": {"version": 2, "end_us": 20}})
+    again = DefinitionsStore(url)  # what a restarted feature store actor on any host reads
+    assert again.watermarks() == {"weather": {"version": 2, "end_us": 20},
+                                  "planes": {"version": 2, "end_us": 5}}

@@ -20,18 +20,19 @@ def test_one_host_accepts_the_embedded_defaults(tmp_path: Path) -> None:
 def test_several_hosts_refuse_a_local_root_and_each_sqlite_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         check_shared_state(load_settings(storage_root=tmp_path), hosts=3)
-    assert info.value.context["fields"] == ["storage_root", "tracking_uri", "feature_registry_uri"]
+    assert info.value.context["fields"] == ["storage_root", "tracking_uri", "feature_registry_uri",
+                                            "serve_haproxy"]
     assert "3 hosts" in info.value.message and "s3://" in info.value.message
 
 
 def test_several_hosts_accept_s3_or_a_declared_shared_mount_with_postgresql(tmp_path: Path) -> None:
     check_shared_state(load_settings(storage_root="s3://b/p", tracking_uri=PG,
-                                     feature_registry_uri=PG), hosts=3)
+                                     feature_registry_uri=PG, serve_haproxy=False), hosts=3)
     check_shared_state(load_settings(storage_root=tmp_path, storage_shared=True, tracking_uri=PG,
-                                     feature_registry_uri=PG), hosts=2)
+                                     feature_registry_uri=PG, serve_haproxy=False), hosts=2)
     with pytest.raises(ConfigError) as info:  # a shared mount does not make SQLite safe
         check_shared_state(load_settings(storage_root=tmp_path, storage_shared=True,
-                                         feature_registry_uri=PG), hosts=2)
+                                         feature_registry_uri=PG, serve_haproxy=False), hosts=2)
     assert info.value.context["fields"] == ["tracking_uri"]
 
 
