@@ -16,6 +16,7 @@ import sys
 import raymlops
 from raymlops.monitoring.drift import drift_report
 from raymlops.monitoring.drift_publish import default_dataset_name, publish_drift
+from raymlops.shared_state import require_reachable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="log an MLflow run (default: on)")
     args = parser.parse_args(argv)
     platform = raymlops.init(start=False)
+    require_reachable(platform.settings, {"reference": args.reference, "current": args.current})
     columns = args.columns.split(",") if args.columns else None
     result = drift_report(args.reference, args.current, columns=columns, test=args.test)
     out = publish_drift(

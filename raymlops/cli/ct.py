@@ -150,6 +150,10 @@ def start(
     loaded = _spec(spec)
     seconds = parse_duration(every)
     settings = cluster.init(ctx.obj.settings(), start=False).settings
+    if loaded.labels.path:  # the service's checks read the labels on any host
+        from raymlops.shared_state import require_reachable
+
+        require_reachable(settings, {"labels.path": loaded.resolve(loaded.labels.path)})
     import ray
 
     service = cluster.platform_actor(CT_SERVICE_ACTOR, settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,22 +12,31 @@ from raymlops.cli._app import app, console, emit
 from raymlops.exceptions import ClusterNotRunningError, ValidationError
 
 
-def _load_local(path: Path) -> Any:
-    import pandas as pd
+def _load_local(location: str) -> Any:
+    """The whole file or folder in this process (no platform running): local or s3://."""
+    import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
 
-    if not path.exists():
-        raise ValidationError(f"{path} does not exist", field="path")
-    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    from raymlops.storage import filesystem_of
+
+    fs, path = filesystem_of(location)
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        raise ValidationError(f"{location} does not exist", field="path")
+    fmt = "csv" if path.endswith(".csv") else "parquet"
+    return pads.dataset(path, filesystem=fs, format=fmt, partitioning="hive").to_table().to_pandas()
 
 
 @app.command()
 def drift(
     ctx: typer.Context,
-    reference: Annotated[Path, typer.Option(help="Reference data: Parquet file/folder or CSV.")],
-    current: Annotated[Path, typer.Option(help="Current data: Parquet file/folder or CSV.")],
+    reference: Annotated[str, typer.Option(
+        help="Reference data: Parquet file/folder or CSV, a local path or s3://.")],
+    current: Annotated[str, typer.Option(
+        help="Current data: Parquet file/folder or CSV, a local path or s3://.")],
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all).")] = None,
     test: Annotated[str, typer.Option(help="auto, ks, wasserstein, psi, jensenshannon, chisquare.")] = "auto",
-    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    report: Annotated[str | None, typer.Option(
+        help="Write a self-contained HTML report here (a local path or s3://).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     log_mlflow: Annotated[bool | None, typer.Option(
         "--log-mlflow/--no-log-mlflow",
@@ -50,11 +58,13 @@ def drift(
     from raymlops import cluster
     from raymlops.monitoring.drift import drift_report
     from raymlops.monitoring.drift_publish import default_dataset_name, publish_drift
+    from raymlops.shared_state import require_reachable
 
     cols = [c.strip() for c in columns.split(",")] if columns else None
     settings = ctx.obj.settings()
     try:
         settings = cluster.init(settings, start=False).settings
+        require_reachable(settings, {"reference": reference, "current": current})
         running = True
         ref, cur = reference, current
     except ClusterNotRunningError:

@@ -15,6 +15,14 @@ from raymlops.exceptions import ValidationError
 __all__ = ["default_dataset_name", "publish_drift"]
 
 
+def write_report(location: str, page: str) -> None:
+    """Write an HTML report to a local path or an ``s3://`` URI, replacing it atomically."""
+    from raymlops.storage import Storage, normalize_uri
+
+    parent, _, name = normalize_uri(location).rpartition("/")
+    Storage(parent or "/").write_text(name, page)
+
+
 def default_dataset_name(current: str | Path) -> str:
     """``jul`` for ``.../jul.parquet`` or ``.../jul/``: the tag a series of reports shares.
 
@@ -58,8 +66,8 @@ def publish_drift(
             raise ValidationError("a model's drift is recorded as an MLflow run: --model needs "
                                   "MLflow logging (drop --no-log-mlflow)", field="model")
     page = render_html(result) if (report_path is not None or log_mlflow) else None
-    if report_path is not None:
-        Path(report_path).write_text(page or "")
+    if report_path is not None:  # a local path or s3:// (e.g. beside the data it reports on)
+        write_report(str(report_path), page or "")
     run_id = None
     if log_mlflow:
         run = log_drift_report(

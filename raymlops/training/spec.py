@@ -55,7 +55,8 @@ class LabelSource(_Strict):
     """Where the labelled rows are and which columns mean what."""
 
     path: str | None = Field(None, description="Parquet or CSV file, or a folder of them "
-                                                "(date-partitioned folders included).")
+                                                "(date-partitioned folders included): a local "
+                                                "path or s3://bucket/key.")
     sql: SqlQuery | None = Field(None, description="A SQL query instead of files.")
     timestamp: str = Field(description="Event-time column (timezone-aware): when the row happened; "
                                        "periods and point-in-time features are cut by it.")

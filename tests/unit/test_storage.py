@@ -126,3 +126,34 @@ def test_settings_on_an_s3_root_keep_machine_state_local_and_artifacts_in_the_bu
     assert local.artifact_location == str(tmp_path / "r" / "mlartifacts")
     with pytest.raises(ConfigError, match="storage_root"):
         load_settings(storage_root="ftp://x/y")
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def test_label_folders_read_the_same_from_either_backend(storage):
+    from raymlops.training.labels import _read_files
+
+    for month, rows in (("2013-01", [1, 2]), ("2013-02", [3])):
+        storage.write_bytes(f"labels/month={month}/part.parquet",
+                            _parquet_bytes(pa.table({"y": rows})))
+    storage.write_bytes("labels/_SUCCESS", b"")
+    frame = _read_files(storage.uri_of("labels")).sort_values("y")
+    assert frame["y"].tolist() == [1, 2, 3]
+    assert frame["month"].astype(str).tolist() == ["2013-01", "2013-01", "2013-02"]
+    storage.write_text("one.csv", "y\n7\n")
+    assert _read_files(storage.uri_of("one.csv"))["y"].tolist() == [7]
+
+
+def test_drift_inputs_and_reports_go_through_the_same_uris(storage):
+    from raymlops.monitoring.drift import _Source
+    from raymlops.monitoring.drift_publish import write_report
+
+    storage.write_bytes("cur/date=2013-01-01/a.parquet", _parquet_bytes(pa.table({"x": [1.0]})))
+    source = _Source.open(storage.uri_of("cur"))
+    assert source.available == ["x", "date"] and len(source.fragments()) == 1
+    write_report(storage.uri_of("reports/drift.html"), "<html>ok</html>")
+    assert storage.read_text("reports/drift.html") == "<html>ok</html>"
