@@ -58,7 +58,8 @@ def show(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
 
     def render(rows: list[dict[str, Any]]) -> None:
         table = Table(title=f"model {name}", title_justify="left")
-        for col in ("version", "aliases", "flavor/format", "metrics", "data window", "run", "sha256"):
+        for col in ("version", "aliases", "flavor/format", "compiled", "metrics", "data window",
+                    "run", "sha256"):
             table.add_column(col)
         for row in rows:
             lineage = row["lineage"]
@@ -66,11 +67,24 @@ def show(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
             window = " .. ".join(lineage["data_window"]) if lineage["data_window"] else "-"
             archived = " (archived)" if row["archived"] else ""
             table.add_row(f"v{row['version']}{archived}", ", ".join(row["aliases"]) or "-",
-                          f"{row['flavor']}/{row['format']}", metrics or "-", window,
+                          f"{row['flavor']}/{row['format']}", _compiled(row["meta"].get("compiled")),
+                          metrics or "-", window,
                           (lineage["run_id"] or "-")[:12], row["sha256"][:12])
         console.print(table)
 
     _print(_client(ctx).list_versions(name), as_json, render)
+
+
+def _compiled(report: dict[str, Any] | None) -> str:
+    """One cell: the ONNX model serves (with its measured difference), or why not."""
+    if not report:
+        return "-"
+    if report.get("serves"):
+        diff = report.get("max_rel_diff") if report.get("max_abs_diff") is None else report["max_abs_diff"]
+        agree = report.get("label_agreement")
+        return (f"onnx (max diff {diff:.2g}" + (f", labels {agree:.2%}" if agree is not None else "")
+                + ")")
+    return f"original: {report.get('reason', '')[:60]}"
 
 
 @models_app.command("alias")

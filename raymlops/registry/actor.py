@@ -31,7 +31,7 @@ from raymlops.exceptions import (
     VersionNotFoundError,
 )
 from raymlops.monitoring.metrics import record as record_metric
-from raymlops.registry.formats import DATA_SCHEMA_FILE, ArtifactMeta, verify_digest
+from raymlops.registry.formats import COMPILED_FILE, DATA_SCHEMA_FILE, ArtifactMeta, verify_digest
 from raymlops.registry.names import parse_ref, validate_alias, validate_model_name
 from raymlops.registry.records import ARCHIVED_TAG, Lineage, ModelRecord, ModelVersion
 
@@ -66,6 +66,7 @@ class ModelRegistry:
         self._lock = asyncio.Lock()
         self._alias_events: dict[tuple[str, str], asyncio.Event] = {}
         self._refs: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._compiled_refs: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[bytes]] = {}
         self._started_at = time.time()
         for name, model in self.models.items():  # exported again after a restart
@@ -227,6 +228,25 @@ class ModelRegistry:
         self._refs.move_to_end(key)
         return self._describe(mv), [self._refs[key]]
 
+    async def compiled_ref(self, name: str, ref: int | str) -> list[Any]:
+        """``[ObjectRef]`` of the version's compiled model when it serves (digest-checked,
+        put once), else ``[]``: the original flavour serves."""
+        import ray
+
+        mv = self._resolve(name, ref)
+        report = mv.meta.compiled or {}
+        if not report.get("serves"):
+            return []
+        key = (name, mv.version)
+        if key not in self._compiled_refs:
+            data = await asyncio.to_thread(self.store.read_file, mv.source, COMPILED_FILE)
+            verify_digest(data, report["sha256"], where=f"{mv.source}/{COMPILED_FILE}")
+            self._compiled_refs[key] = ray.put(data)
+            while len(self._compiled_refs) > MAX_CACHED_MODELS:
+                self._compiled_refs.popitem(last=False)
+        self._compiled_refs.move_to_end(key)
+        return [self._compiled_refs[key]]
+
     async def data_schema(self, name: str, ref: int | str) -> dict[str, Any] | None:
         """The validation schema of the training data recorded with the version (or None)."""
         import json
@@ -256,6 +276,7 @@ class ModelRegistry:
         description: str = "",
         aliases: list[str] | None = None,
         data_schema: bytes | None = None,
+        compiled: bytes | None = None,
     ) -> dict[str, Any]:
         validate_model_name(name)
         for alias in aliases or []:
@@ -266,7 +287,14 @@ class ModelRegistry:
             raise ValidationError("data_schema and meta.data_schema_sha256 go together", field="data_schema")
         if data_schema is not None:
             verify_digest(data_schema, artifact.data_schema_sha256 or "", where="the data schema")
-        extras = {DATA_SCHEMA_FILE: data_schema} if data_schema is not None else None
+        expected = (artifact.compiled or {}).get("sha256")
+        if (compiled is None) != (expected is None):
+            raise ValidationError("compiled bytes and meta.compiled.sha256 go together", field="compiled")
+        if compiled is not None:
+            verify_digest(compiled, expected or "", where="the compiled model")
+        extras = {DATA_SCHEMA_FILE: data_schema} if data_schema is not None else {}
+        if compiled is not None:
+            extras[COMPILED_FILE] = compiled
         bad_tags = [k for k in (tags or {}) if k.startswith("raymlops.")]
         if bad_tags:
             raise ValidationError(f"tags starting with 'raymlops.' are reserved: {bad_tags}", field="tags")

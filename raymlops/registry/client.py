@@ -99,6 +99,8 @@ class RegistryClient(ActorClient):
         entity_timestamp: str | None = None,
         training_data: pd.DataFrame | None = None,
         data_schema: dict[str, Any] | None = None,
+        check_data: tuple[pd.DataFrame, Any] | None = None,
+        compile: bool = True,
     ) -> dict[str, Any]:
         """Register a fitted scikit-learn / torch model (or, with allow_pickle, anything).
 
@@ -108,6 +110,12 @@ class RegistryClient(ActorClient):
         model to the feature store: batch and online prediction then take entity keys and
         fetch the rest. ``training_data`` (or a ready ``data_schema``) stores the validation
         schema of the training data with the version, for ``validate`` later.
+
+        With ``compile`` (and an input example) the model is also compiled to ONNX and checked
+        on the example plus ``check_data``'s rows (labelled: ``(X, y)``, e.g. the validation
+        split, so a tree ensemble's gate metric is compared too) or a sample of
+        ``training_data``; see :mod:`raymlops.registry.compiled`. The version records the
+        result either way (``meta.compiled``), and why the original serves when it does.
         """
         validate_model_name(name)
         if input_example is not None and not isinstance(input_example, pd.DataFrame):
@@ -126,13 +134,20 @@ class RegistryClient(ActorClient):
             raise ValidationError("entity_timestamp only makes sense with a feature_service",
                                   field="entity_timestamp")
         schema_bytes = _schema_bytes(training_data, data_schema)
+        onnx, report = None, None
+        if compile and input_example is not None and meta.flavor in ("sklearn", "torch"):
+            from raymlops.registry.compiled import compile_model
+
+            rows, y = _check_rows(input_example, check_data, training_data)
+            onnx, report = compile_model(model, rows, meta.task or "classification", y)
         meta = dataclasses.replace(
             meta, feature_service=feature_service, entity_timestamp=entity_timestamp,
             data_schema_sha256=digest(schema_bytes) if schema_bytes is not None else None,
+            compiled=report.to_dict() if report is not None else None,
         )
         return self._call(
             "register", name, data, meta.__dict__, lineage_dict(lineage), dict(tags or {}),
-            idempotency_key, description, list(aliases), schema_bytes,
+            idempotency_key, description, list(aliases), schema_bytes, onnx,
         )
 
     def register_run(
@@ -238,6 +253,26 @@ class RegistryClient(ActorClient):
         return watch
 
 
+def _check_rows(example: pd.DataFrame, check_data: tuple[pd.DataFrame, Any] | None,
+                training_data: pd.DataFrame | None, limit: int = 5000) -> tuple[pd.DataFrame, Any]:
+    """The example plus up to ``limit`` rows to check a compiled model on; labels for the
+    last rows when ``check_data`` gives them."""
+    import numpy as np
+
+    columns = list(example.columns)
+    if check_data is not None:
+        X, y = check_data
+        pick = np.random.default_rng(0).permutation(len(X))[:limit]
+        sample = X.iloc[np.sort(pick)][columns]
+        labels = np.asarray(y)[np.sort(pick)]
+    elif training_data is not None and set(columns) <= set(training_data.columns):
+        sample = training_data[columns].sample(n=min(limit, len(training_data)), random_state=0)
+        labels = None
+    else:
+        return example, None
+    return pd.concat([example, sample], ignore_index=True), labels
+
+
 def _schema_bytes(training_data: pd.DataFrame | None, data_schema: dict[str, Any] | None) -> bytes | None:
     import json
 
@@ -256,12 +291,29 @@ def _schema_bytes(training_data: pd.DataFrame | None, data_schema: dict[str, Any
     return json.dumps(data_schema, sort_keys=True).encode()
 
 
-def predictor_from(info: dict[str, Any], data: bytes, settings: Settings) -> Predictor:
-    """Bytes + version description -> Predictor (digest checked, pickle only if trusted)."""
+def predictor_from(info: dict[str, Any], data: bytes, settings: Settings,
+                   compiled: bytes | None = None, threads: int = 1) -> Predictor:
+    """Bytes + version description -> Predictor (digest checked, pickle only if trusted).
+
+    ``compiled``: the version's ONNX bytes (from the registry's ``compiled_ref``, which hands
+    them out only when they matched the original), run with ``threads`` ONNX Runtime threads."""
     meta = ArtifactMeta(**info["meta"])
     trusted = any(info["source"].startswith(p) for p in settings.trusted_sources)
     model = deserialize(data, meta, trusted_source=trusted)
-    return Predictor(model, meta, info["name"], int(info["version"]))
+    onnx = None
+    if compiled is not None:
+        from raymlops.registry.compiled import load_compiled
+
+        onnx = load_compiled(compiled, model, meta, threads=threads)
+    return Predictor(model, meta, info["name"], int(info["version"]), compiled=onnx)
+
+
+def compiled_bytes(registry: Any, name: str, version: int) -> bytes | None:
+    """The version's compiled model when it serves (through the object store), else None."""
+    import ray
+
+    refs = registry._call("compiled_ref", name, version)
+    return ray.get(refs[0]) if refs else None
 
 
 def _download_run_model(client: Any, run_id: str, artifact_path: str, tmp: str) -> Path:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # annotations only: pandas is imported where frames are built
     import pandas as pd
 
 __all__ = [
+    "COMPILED_FILE",
     "DATA_FILES",
     "DATA_SCHEMA_FILE",
     "ArtifactMeta",
@@ -45,6 +46,7 @@ Flavor = Literal["sklearn", "torch", "python"]
 Format = Literal["skops", "torch_state_dict", "pickle"]
 
 DATA_SCHEMA_FILE = "data_schema.json"
+COMPILED_FILE = "model.onnx"  # the compiled model (raymlops.registry.compiled), when it converts
 DATA_FILES: dict[str, str] = {
     "skops": "model.skops",
     "torch_state_dict": "state_dict.pt",
@@ -79,6 +81,9 @@ class ArtifactMeta:
     # sha256 of the training data's validation schema (``data_schema.json`` next to the
     # model), so the schema checked later is the one recorded at registration.
     data_schema_sha256: str | None = None
+    # What compiling the model to ONNX found (raymlops.registry.compiled.CompileReport): its
+    # sha256 (``model.onnx`` next to the model), whether it serves, the measured differences.
+    compiled: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -353,11 +358,15 @@ def _float32(data: Any) -> np.ndarray:
 class Predictor:
     """A loaded model version, ready to predict on a DataFrame; says which version it is."""
 
-    def __init__(self, model: Any, meta: ArtifactMeta, name: str, version: int) -> None:
+    def __init__(self, model: Any, meta: ArtifactMeta, name: str, version: int,
+                 compiled: Any = None) -> None:
         self.model = model
         self.meta = meta
         self.name = name
         self.version = version
+        # The ONNX model that matched the original at registration (raymlops.registry.compiled):
+        # when present it answers predict/predict_proba; the original stays for everything else.
+        self.compiled = compiled
 
     @property
     def feature_names(self) -> list[str] | None:
@@ -411,6 +420,8 @@ class Predictor:
             return exp / exp.sum(axis=1, keepdims=True)
         if not hasattr(self.model, "predict_proba"):
             raise ValidationError(f"model {self.name} v{self.version} has no predict_proba")
+        if self.compiled is not None:
+            return self.compiled.predict_proba(frame)
         return np.asarray(self.model.predict_proba(frame))
 
     def predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -419,7 +430,10 @@ class Predictor:
             if self.meta.task == "classification":
                 return self.predict_proba(frame).argmax(axis=1)
             return self._torch_forward(frame).reshape(len(frame), -1).squeeze(-1)
+        if self.compiled is not None:
+            return self.compiled.predict(frame)
         return np.asarray(self.model.predict(frame))
 
     def __repr__(self) -> str:
-        return f"Predictor({self.name!r}, version={self.version}, flavor={self.meta.flavor})"
+        compiled = ", compiled" if self.compiled is not None else ""
+        return f"Predictor({self.name!r}, version={self.version}, flavor={self.meta.flavor}{compiled})"

@@ -114,7 +114,7 @@ class _Scorer:
     def __init__(
         self, info: dict[str, Any], model_bytes: Any, features: Any,
         settings: dict[str, Any], keep: list[str], timestamp_column: str | None,
-        columns: list[str] | None, staging: str,
+        columns: list[str] | None, staging: str, compiled: Any = None,
     ) -> None:
         import ray
 
@@ -126,7 +126,10 @@ class _Scorer:
             model_bytes = ray.get(model_bytes)
         if isinstance(features, ray.ObjectRef):
             features = ray.get(features)
-        self.predictor = predictor_from(info, model_bytes, load_settings(**settings))
+        if isinstance(compiled, ray.ObjectRef):
+            compiled = ray.get(compiled)
+        self.predictor = predictor_from(info, model_bytes, load_settings(**settings),
+                                        compiled=compiled)
         self.features = features
         self.keep = keep
         self.timestamp_column = timestamp_column
@@ -254,6 +257,8 @@ def batch_predict(
 
     registry = RegistryClient.connect(settings)
     info, (model_ref,) = registry._call("model_ref", name, version_ref)
+    # the compiled model, when it matched the original at registration (scores agree to 1e-5)
+    compiled_ref = next(iter(registry._call("compiled_ref", name, int(info["version"]))), None)
     meta = info["meta"]
     service, ts_col = meta.get("feature_service"), meta.get("entity_timestamp")
     features_ref = None
@@ -281,7 +286,7 @@ def batch_predict(
         done = ds.map_batches(
             _Scorer,
             fn_constructor_args=(info, model_ref, features_ref, settings.model_dump(mode="json"),
-                                 list(keep_columns), ts_col, columns, staging.uri),
+                                 list(keep_columns), ts_col, columns, staging.uri, compiled_ref),
             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus_per_worker,
         )

@@ -107,6 +107,11 @@ def decode_json(body: bytes, limits: Limits) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequestError(f"body is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        # No scoring format nests more than a few levels; a body of brackets would otherwise
+        # exhaust the parser's recursion and surface as a 500.
+        raise BadRequestError("body is JSON nested deeper than any request format allows "
+                              "(arrays or objects within each other)") from None
 
 
 def _check_rows(count: int, limits: Limits) -> None:

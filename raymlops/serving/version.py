@@ -66,6 +66,11 @@ class LoadedVersion:
         return full[self.schema.names] if self.schema is not None else full
 
     def predict(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        compiled = self.predictor.compiled
+        if compiled is not None and not (proba and self.predictor.meta.task == "regression"):
+            # one run of the graph gives labels and probabilities together
+            labels, probabilities = compiled.outputs(self.predictor._frame(frame))
+            return np.asarray(labels), (np.asarray(probabilities) if proba else None)
         predictions = np.asarray(self.predictor.predict(frame))
         probabilities = None
         if proba:
@@ -83,6 +88,8 @@ class LoadedVersion:
             "name": self.predictor.name,
             "version": self.version,
             "flavor": meta.flavor,
+            # "onnx": the compiled model answers (it matched the original at registration)
+            "runtime": "onnx" if self.predictor.compiled is not None else meta.flavor,
             "task": meta.task,
             "inputs": [c.__dict__ for c in request.columns] if request else None,
             "feature_service": self.enrichment.service if self.enrichment else None,
@@ -104,10 +111,11 @@ def load_version(registry: Any, name: str, ref: int | str, settings: Settings) -
     """
     import ray
 
-    from raymlops.registry.client import predictor_from
+    from raymlops.registry.client import compiled_bytes, predictor_from
 
     info, (ref_obj,) = registry._call("model_ref", name, ref)
-    predictor = predictor_from(info, ray.get(ref_obj), settings)
+    predictor = predictor_from(info, ray.get(ref_obj), settings,
+                               compiled=compiled_bytes(registry, name, int(info["version"])))
     service = getattr(predictor.meta, "feature_service", None)
     enrichment = None
     if service:

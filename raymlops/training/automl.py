@@ -675,6 +675,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
             tags={"family": family, "search": Path(path).name, "config": json.dumps(best_config),
                   **(register_kwargs.get("tags") or {})},
             task=registry_task(data.task), init_kwargs=init_kwargs, training_data=X,
+            check_data=(data.X_valid[data.columns_for(family)], data.y_valid),
             **{k: v for k, v in register_kwargs.items() if k != "tags"},
         )
         client.set_tag(parent_id, "raymlops.registered_version", str(version["version"]))

@@ -270,3 +270,26 @@ def test_pickle_models_only_load_from_trusted_sources(registry, platform) -> Non
     trusting = RegistryClient(registry.actor, platform.settings.model_copy(
         update={"trusted_sources": [str(platform.settings.artifact_location)]}))
     assert trusting.load(name, 1).predict(pd.DataFrame({"a": [1, 2]})).tolist() == [0.0, 0.0]
+
+
+def test_registration_compiles_the_model_and_keeps_the_onnx_bytes_checked(registry, xy, platform) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from raymlops.registry.formats import COMPILED_FILE, digest
+    from raymlops.registry.store import RegistryStore
+
+    X, y = xy
+    name = _name()
+    row = registry.register(name, _model(xy), input_example=X.head(3), check_data=(X, y))
+    report = row["meta"]["compiled"]
+    assert report["serves"] and report["label_agreement"] == 1.0 and report["max_abs_diff"] <= 1e-5
+    assert report["rows_checked"] == 3 + len(X) and report["metric"] == "roc_auc"
+    onnx = RegistryStore(platform.settings).read_file(row["source"], COMPILED_FILE)
+    assert digest(onnx) == report["sha256"]
+
+    hgb = HistGradientBoostingClassifier(max_iter=5).fit(X, y)
+    other = registry.register(name, hgb, input_example=X.head(3))
+    assert not other["meta"]["compiled"]["serves"]
+    assert other["meta"]["compiled"]["reason"].startswith("does not convert")
+    plain = registry.register(name, _model(xy), input_example=X.head(3), compile=False)
+    assert plain["meta"]["compiled"] is None

@@ -88,6 +88,17 @@ def test_non_json_is_400(raw: bytes) -> None:
         parse_invocations(raw, JSON, LIMITS)
 
 
+@pytest.mark.parametrize("opening", ["[", "{\"a\": ", "{\"inputs\": ["])
+def test_json_nested_past_any_format_is_400_not_a_crash(opening: str) -> None:
+    """A body of brackets exhausts Python's JSON recursion: a clear 400, not a 500."""
+    closing = {"[": "]", "{\"a\": ": "}", "{\"inputs\": [": "]}"}[opening]
+    body = (opening * 100_000 + "1" + closing * 100_000).encode()
+    roomy = Limits(max_body_bytes=10 * len(body), max_rows=LIMITS.max_rows)  # under the size limit
+    for parse in (parse_invocations, parse_v2_infer):
+        with pytest.raises(BadRequestError, match="nested"):
+            parse(body, JSON, roomy)
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml",
                                           "application/json; charset=latin-1"])
 def test_wrong_content_type_is_415(content_type: str | None) -> None:
