@@ -29,6 +29,7 @@ from raymlops.exceptions import ClusterError
 __all__ = [
     "HeadState",
     "ensure_auth_token",
+    "port_bindable",
     "port_is_open",
     "read_head_state",
     "start_head",
@@ -102,7 +103,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(low, high)
-        if port != 6379 and _bindable(host, port):
+        if port != 6379 and port_bindable(host, port):
             return port
     raise ClusterError(f"no free port in {low}-{high - 1} on {host}", host=host)
 
@@ -119,7 +120,8 @@ def _listen_port_range() -> tuple[int, int]:
     return low, high
 
 
-def _bindable(host: str, port: int) -> bool:
+def port_bindable(host: str, port: int) -> bool:
+    """Whether a listener could bind ``host:port`` now."""
     with socket.socket() as sock:
         try:
             sock.bind((host, port))

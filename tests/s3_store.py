@@ -11,12 +11,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from raymlops._head import port_bindable
 
 ACCESS_KEY = "raymlops-test"
 SECRET_KEY = "raymlops-test-secret"
@@ -63,18 +64,9 @@ def _free_base_port(host: str, count: int) -> int:
     start = (os.getpid() * 7) % len(rng)
     for base in [*rng[start:], *rng[:start]]:
         ports = [base + i for i in range(count)] + [base + i + 10000 for i in range(count)]
-        if all(_port_free(host, p) for p in ports):
+        if all(port_bindable(host, p) for p in ports):
             return base
     raise RuntimeError(f"no free ports for an S3 store on {host}")
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def weed_binary() -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from raymlops.exceptions import FeatureViewNotFoundError
 from raymlops.features.definitions import Entity, FeatureRepo, FeatureService, FeatureView
+from raymlops.sql import sql_engine
 
 __all__ = ["Change", "DefinitionsStore", "StoredDefinition"]
 
@@ -74,11 +74,7 @@ class Change:
 
 class DefinitionsStore:
     def __init__(self, url: str) -> None:
-        parsed = sa.engine.make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            # A fresh storage root: SQLite cannot create the folder its file goes in.
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url, future=True)
+        self.engine = sql_engine(url)
         _metadata.create_all(self.engine)
 
     def _latest(self, conn: sa.Connection, kind: str, name: str) -> StoredDefinition | None:

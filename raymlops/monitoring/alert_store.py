@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from raymlops.monitoring.alert_eval import AlertKey, Transition
+from raymlops.sql import sql_engine
 
 __all__ = ["AlertStore"]
 
@@ -45,15 +46,7 @@ class AlertStore:
     file path, taken as SQLite."""
 
     def __init__(self, url: str | Path) -> None:
-        text = str(url)
-        if "://" not in text:
-            Path(text).parent.mkdir(parents=True, exist_ok=True)
-            text = f"sqlite:///{text}"
-        else:
-            parsed = sa.engine.make_url(text)
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(text, future=True)
+        self.engine = sql_engine(url)
         _metadata.create_all(self.engine)
         self._lock = threading.Lock()
 

@@ -98,7 +98,7 @@ def test_free_port_stays_out_of_the_ephemeral_range_and_skips_busy_ports(monkeyp
     assert all(low <= p < high and p != 6379 for p in ports)
     with socket.socket() as busy:  # a listener on one port of a 2-port range: the other wins
         taken = next(p for p in range(low, high - 1)
-                     if _head._bindable("127.0.0.1", p) and _head._bindable("127.0.0.1", p + 1))
+                     if _head.port_bindable("127.0.0.1", p) and _head.port_bindable("127.0.0.1", p + 1))
         busy.bind(("127.0.0.1", taken))
         busy.listen()
         monkeypatch.setattr(_head, "_listen_port_range", lambda: (taken, taken + 2))
