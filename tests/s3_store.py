@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -22,8 +23,10 @@ from raymlops._head import port_bindable
 ACCESS_KEY = "raymlops-test"
 SECRET_KEY = "raymlops-test-secret"
 
-# weed opens each port's gRPC twin at +10000; Ray's worker ports are 10002-19999 by default.
-_PORT_RANGE = (41000, 54000)
+# weed opens each port's gRPC twin at +10000. Bases of 20000-22000 keep both below the
+# kernel's ephemeral range (32768+, where Ray's components take random ports while a test
+# runs) and above Ray's worker ports (10002-19999).
+_PORT_RANGE = (20000, 22000)
 
 
 @dataclass
@@ -61,7 +64,7 @@ class S3Store:
 def _free_base_port(host: str, count: int) -> int:
     """A port p such that p..p+count-1 and their +10000 twins are all free on ``host``."""
     rng = range(_PORT_RANGE[0], _PORT_RANGE[1] - count, count)
-    start = (os.getpid() * 7) % len(rng)
+    start = random.randrange(len(rng))  # a retry after a lost race tries other ports
     for base in [*rng[start:], *rng[:start]]:
         ports = [base + i for i in range(count)] + [base + i + 10000 for i in range(count)]
         if all(port_bindable(host, p) for p in ports):
@@ -85,6 +88,20 @@ def start_s3_store(folder: Path, host: str = "127.0.0.1", *, timeout_s: float = 
     """Start ``weed mini`` bound to ``host`` only; returns once S3 answers a request.
 
     ``command_prefix`` runs it elsewhere, e.g. ``["ip", "netns", "exec", "head"]``."""
+    for attempt in range(3):  # a port taken between our check and weed's bind: new ports
+        try:
+            return _start(folder, host, timeout_s, command_prefix)
+        except _PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start(folder: Path, host: str, timeout_s: float, command_prefix: list[str] | None) -> S3Store:
     folder.mkdir(parents=True, exist_ok=True)
     keys = folder / "keys.json"
     keys.write_text(json.dumps({"identities": [{
@@ -107,8 +124,9 @@ def start_s3_store(folder: Path, host: str = "127.0.0.1", *, timeout_s: float = 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"weed exited ({process.returncode}): "
-                               + (folder / "weed.log").read_text()[-2000:])
+            log = (folder / "weed.log").read_text()[-2000:]
+            error = _PortTaken if "Port allocation failed" in log else RuntimeError
+            raise error(f"weed exited ({process.returncode}): {log}")
         try:
             store.make_bucket("raymlops-probe")
             return store
