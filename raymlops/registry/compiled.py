@@ -79,11 +79,12 @@ def onnx_inputs(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
     out = {}
     for name in names:
         column = frame[name]
-        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
             out[name] = column.to_numpy(dtype=np.float32, na_value=np.nan).reshape(-1, 1)
-        else:
-            out[name] = column.astype(object).where(column.notna(), "").astype(str) \
-                .to_numpy(dtype=object).reshape(-1, 1)
+        else:  # numpy, not pandas, per value: a pandas round trip cost ~0.25 ms per request
+            values = column.to_numpy(dtype=object)
+            out[name] = np.array(["" if v is None or v != v else str(v) for v in values],
+                                 dtype=object).reshape(-1, 1)
     return out
 
 
