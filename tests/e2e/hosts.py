@@ -176,7 +176,11 @@ class HostNetwork:
         process = subprocess.Popen(
             ["ip", "netns", "exec", name, "unshare", "--mount", "--uts", "--ipc", "--pid",
              "--fork", "--kill-child", "--mount-proc", "bash", "-c", "\n".join(steps)],
-            env={**os.environ, **env, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"},
+            # Not this process's RAY_* / RAYMLOPS_*: an earlier test in the session may have
+            # set some (the integration suite switches Serve's HAProxy mode on), and a raylet
+            # passes its environment to every worker process of its host.
+            env={**{k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "RAYMLOPS_"))},
+                 **env, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"},
             stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         worker = Worker(name, address, process, log)
         self.workers.append(worker)
