@@ -32,10 +32,10 @@ import json, sys, ray
 from ray.util.state import list_actors, list_nodes, list_tasks
 from raymlops.shared_state import cluster_hosts
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-nodes = list_nodes(detail=True, limit=100, raise_on_missing_output=False)
+nodes = list_nodes(address=sys.argv[1], detail=True, limit=100, raise_on_missing_output=False)
 head = [n.node_id for n in nodes if n.is_head_node][0]
-actors = list_actors(detail=True, limit=10000, raise_on_missing_output=False)
-tasks = list_tasks(detail=True, limit=10000, raise_on_missing_output=False)
+actors = list_actors(address=sys.argv[1], detail=True, limit=10000, raise_on_missing_output=False)
+tasks = list_tasks(address=sys.argv[1], detail=True, limit=10000, raise_on_missing_output=False)
 print(json.dumps({
     "head": head,
     "hosts": len(cluster_hosts(ray.nodes())),
@@ -57,7 +57,8 @@ actor = ray.get_actor("raymlops-registry", namespace=platform.settings.namespace
 ray.kill(actor, no_restart=False)
 time.sleep(1)
 after = [v["version"] for v in registry.list_versions(sys.argv[1])]
-where = [a.node_id for a in list_actors(filters=[("name", "=", "raymlops-registry"),
+where = [a.node_id for a in list_actors(address=ray.get_runtime_context().gcs_address,
+                                        filters=[("name", "=", "raymlops-registry"),
                                                  ("state", "=", "ALIVE")])]
 print(json.dumps({"before": before, "after": after, "nodes": where,
                   "head": ray.get_runtime_context().get_node_id()}))
