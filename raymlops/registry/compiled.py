@@ -9,9 +9,11 @@ rows), and the measured differences are kept with the version:
 
 - linear models and the MLP must agree exactly up to float32 rounding: labels equal,
   probabilities within 1e-5 (a regression within 1e-5 relative);
-- tree ensembles compile with float32 split thresholds, so a row that sits on a split can
-  move to the other branch in one tree: they serve compiled when labels agree on >= 99.9% of
-  the check rows and, given the rows' labels, the gate metric differs by <= 1e-4.
+- random forests compile with float32 split thresholds (skl2onnx), so a row that sits on a
+  split can move to the other branch in one tree: they serve compiled when labels agree on
+  >= 99.9% of the check rows and, given the rows' labels, the gate metric differs by <= 1e-4;
+- HistGradientBoosting compiles through our own converter (:mod:`.onnx_hgb`, float64
+  thresholds, categorical splits as set membership) and is held to the same gate.
 
 A model that does not convert, or does not match, is served by its original flavour; the
 report says why. Nothing here loads pickles: ONNX is a protobuf graph of operators.
@@ -111,10 +113,13 @@ class OnnxModel:
         self.classes_ = np.asarray(classes) if classes is not None else None
         self.task = task
         self._outputs = [o.name for o in self.session.get_outputs()]
+        # a bare HistGradientBoosting takes doubles (its thresholds are float64); the rest float32
+        self._matrix_dtype = (np.float64 if self.session.get_inputs()[0].type == "tensor(double)"
+                              else np.float32)
 
     def _run(self, frame: pd.DataFrame) -> list[np.ndarray]:
         if self.matrix_input:
-            matrix = frame[self.input_names].to_numpy(dtype=np.float32, na_value=np.nan)
+            matrix = frame[self.input_names].to_numpy(dtype=self._matrix_dtype, na_value=np.nan)
             self._check_nan([matrix])
             return self.session.run(None, {self.session.get_inputs()[0].name: matrix})
         inputs = onnx_inputs(frame, self.input_names)
@@ -159,17 +164,28 @@ def _matrix_input(model: Any) -> bool:
 
 def _convert_sklearn(model: Any, example: pd.DataFrame, task: str) -> tuple[bytes, list[str]]:
     from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     names = list(example.columns)
+    hgb = "HistGradientBoosting" in type(_estimator_of(model)).__name__
     if _matrix_input(model):
-        types = [("X", FloatTensorType([None, len(names)]))]
+        # float32 inputs would move a value that sits near a float64 threshold across it
+        matrix = DoubleTensorType if hgb else FloatTensorType
+        types = [("X", matrix([None, len(names)]))]
     else:
         types = [(n, FloatTensorType([None, 1]) if pd.api.types.is_numeric_dtype(example[n])
                   or pd.api.types.is_bool_dtype(example[n]) else StringTensorType([None, 1]))
                  for n in names]
     options = {id(_estimator_of(model)): {"zipmap": False}} if task != "regression" else None
-    onx = to_onnx(model, initial_types=types, options=options, target_opset=17)
+    if hgb:
+        from raymlops.registry.onnx_hgb import register_hgb_converter
+
+        register_hgb_converter()
+    onx = to_onnx(model, initial_types=types, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    if hgb:  # skl2onnx writes at most opset 3 of ai.onnx.ml; its TreeEnsemble node needs 5
+        from raymlops.registry.onnx_hgb import require_ml_opset5
+
+        require_ml_opset5(onx)
     return onx.SerializeToString(), names
 
 

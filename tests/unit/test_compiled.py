@@ -26,11 +26,8 @@ def test_each_family_compiles_and_matches_or_says_why_not(task: str, family: str
     kind = "regression" if task == "regression" else "classification"
     blob, report = compile_model(model, rows, kind, y=data.y_valid)
     assert report.rows_checked == len(rows)
-    if family == "hgb":  # skl2onnx 1.20 refuses scikit-learn 1.9's HistGradientBoosting
-        assert blob is None and not report.serves and report.reason.startswith("does not convert")
-        return
     assert blob is not None and report.sha256 and report.converter.get("onnxruntime")
-    if family in ("logreg", "ridge", "mlp"):  # exact up to float32 rounding
+    if family in ("logreg", "ridge", "mlp", "hgb"):  # exact up to float32 rounding
         assert report.serves, report.reason
         if task == "regression":
             assert report.max_rel_diff <= 1e-5
