@@ -116,6 +116,7 @@ class OnnxModel:
         # a bare HistGradientBoosting takes doubles (its thresholds are float64); the rest float32
         self._matrix_dtype = (np.float64 if self.session.get_inputs()[0].type == "tensor(double)"
                               else np.float32)
+        self._text_inputs = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
 
     def _run(self, frame: pd.DataFrame) -> list[np.ndarray]:
         if self.matrix_input:
@@ -126,13 +127,35 @@ class OnnxModel:
         self._check_nan([v for v in inputs.values() if v.dtype == np.float32])
         return self.session.run(None, inputs)
 
+    def outputs_of_columns(self, columns: dict[str, list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`outputs` on plain columns (JSON values, None for null): the online hot path,
+        which builds the session's arrays straight from the values, with no DataFrame."""
+        if self.matrix_input:
+            matrix = np.array([[np.nan if v is None else v for v in columns[n]] for n in self.input_names],
+                              dtype=self._matrix_dtype).T
+            self._check_nan([matrix])
+            return self._answer(self.session.run(None, {self.session.get_inputs()[0].name: matrix}))
+        inputs = {}
+        for name in self.input_names:
+            values = columns[name]
+            if name in self._text_inputs:
+                inputs[name] = np.array(["" if v is None else str(v) for v in values],
+                                        dtype=object).reshape(-1, 1)
+            else:
+                inputs[name] = np.array([np.nan if v is None else v for v in values],
+                                        dtype=np.float32).reshape(-1, 1)
+        self._check_nan([v for v in inputs.values() if v.dtype == np.float32])
+        return self._answer(self.session.run(None, inputs))
+
     def _check_nan(self, arrays: list[np.ndarray]) -> None:
         if not self.accepts_nan and any(np.isnan(a).any() for a in arrays):
             raise ValueError("Input X contains NaN: the model does not accept missing values")
 
     def outputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """(labels or values, probabilities or None) from one run of the graph."""
-        result = self._run(frame)
+        return self._answer(self._run(frame))
+
+    def _answer(self, result: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         if self.kind == "torch":
             out = np.asarray(result[0], dtype=np.float64)
             if self.task == "regression":

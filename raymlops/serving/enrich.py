@@ -60,6 +60,12 @@ class Enrichment:
         )
         return pd.concat([frame, features], axis=1)
 
+    def enrich_columns(self, columns: dict[str, list[Any]], rows: int) -> dict[str, list[Any]]:
+        """:meth:`enrich` on plain columns (the online hot path): the same lookups, no frame."""
+        keys = list(self.keys)
+        found = self.cache.get([{k: columns[k][i] for k in keys} for i in range(rows)])["rows"]
+        return {**columns, **{c: [row.get(c) for row in found] for c in self.columns}}
+
     def stop(self) -> None:
         stop = getattr(self.cache, "stop", None)
         if stop is not None:

@@ -288,7 +288,7 @@ class ModelIngress:
             self.auth.check(request.headers.get("authorization"))  # before reading the body
             check_content_length(request.headers.get("content-length"), self.limits)
             frame = parse_invocations(await request.body(), request.headers.get("content-type"),
-                                      self.limits)
+                                      self.limits, as_columns=True)
             result = await self._predict(frame, probabilities, request_id,
                                          self._sticky(request.headers))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer

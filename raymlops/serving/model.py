@@ -33,6 +33,7 @@ from ray import serve
 from raymlops.config import load_settings
 from raymlops.exceptions import RaymlopsError, ValidationError
 from raymlops.registry.names import parse_ref
+from raymlops.serving.columns import Prepared
 from raymlops.serving.metrics import ServingMetrics
 from raymlops.serving.options import DeploymentOptions
 from raymlops.serving.predlog import PredictionLog
@@ -45,9 +46,18 @@ logger = logging.getLogger("ray.serve")
 
 @dataclass
 class _Item:
-    frame: pd.DataFrame
+    frame: pd.DataFrame | Prepared
     proba: bool
     state: LoadedVersion
+
+
+def _concat(frames: list[pd.DataFrame | Prepared]) -> pd.DataFrame | Prepared:
+    """One input of a batch's requests: columns when all took the hot path, else a frame."""
+    if len(frames) == 1:
+        return frames[0]
+    if all(isinstance(f, Prepared) for f in frames):
+        return Prepared.concat(frames)  # type: ignore[arg-type]
+    return pd.concat([f.to_frame() if isinstance(f, Prepared) else f for f in frames], ignore_index=True)
 
 
 def _model_error(exc: Exception, state: LoadedVersion) -> RaymlopsError:
@@ -79,7 +89,8 @@ class ModelServer:
         self._active = 0  # requests inside predict() now (validation to answer)
         self.last_error: str | None = None
         self._swap_lock = threading.Lock()
-        self._state = load_version(self.registry, name, self.ref, self.settings)
+        self.threads = max(1, int(self.options.model_num_cpus))  # ONNX Runtime's, per replica
+        self._state = load_version(self.registry, name, self.ref, self.settings, self.threads)
         self.metrics.serving(self._state.version)
         self._predict_batch.set_max_batch_size(self.options.max_batch_size)
         self._predict_batch.set_batch_wait_timeout_s(self.options.batch_wait_timeout_s)
@@ -106,7 +117,7 @@ class ModelServer:
             if version == self._state.version:
                 return
             try:
-                new = load_version(self.registry, self.name, version, self.settings)
+                new = load_version(self.registry, self.name, version, self.settings, self.threads)
             except Exception as exc:  # noqa: BLE001 - keep serving the old version
                 self.last_error = f"could not load v{version}: {type(exc).__name__}: {exc}"
                 logger.exception("%s: hot swap to v%s failed", self.name, version)
@@ -175,7 +186,7 @@ class ModelServer:
             frames = [items[i].frame for i in positions]
             want_proba = any(items[i].proba for i in positions)
             try:
-                big = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                big = _concat(frames)
                 predictions, probabilities = state.predict(big, want_proba)
             except Exception:  # noqa: BLE001 - find the request at fault, answer the rest
                 for i in positions:

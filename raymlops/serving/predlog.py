@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raymlops.serving.columns import Prepared
 from raymlops.storage import Storage
 
 __all__ = ["PredictionLog", "prediction_log_dir"]
@@ -70,7 +71,7 @@ class PredictionLog:
         self._thread.start()
         return self
 
-    def record(self, frame: pd.DataFrame, predictions: np.ndarray, version: int,
+    def record(self, frame: pd.DataFrame | Prepared, predictions: np.ndarray, version: int,
                latency_ms: float, request_id: str) -> None:
         """Queue one request's rows; never blocks on I/O."""
         with self._lock:
@@ -128,7 +129,8 @@ class PredictionLog:
 
         frames = []
         for frame, predictions, _v, latency_ms, request_id, ts in items:
-            part = frame.reset_index(drop=True).copy()
+            # a request that took the hot path is made a frame here, off the request path
+            part = frame.to_frame() if isinstance(frame, Prepared) else frame.reset_index(drop=True).copy()
             part["_ts"] = pd.Timestamp(ts, unit="s", tz="UTC")
             part["_request_id"] = request_id
             part["_model"] = self.model

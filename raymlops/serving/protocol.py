@@ -33,6 +33,7 @@ from raymlops.exceptions import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from raymlops.serving.columns import Columns
 
 __all__ = [
     "MLFLOW_FORMATS",
@@ -124,14 +125,15 @@ def _check_rows(count: int, limits: Limits) -> None:
         raise ValidationError("the request has no rows", field="inputs")
 
 
-def _rows_frame(rows: Any, key: str, limits: Limits) -> pd.DataFrame:
+def _rows_frame(rows: Any, key: str, limits: Limits, as_columns: bool = False) -> pd.DataFrame | Columns:
     """A list of objects (named) or of lists (positional) or of scalars (one column)."""
     if not isinstance(rows, list):
         raise ValidationError(f"{key!r} must be a list of rows, got {type(rows).__name__}",
                               field=key)
     _check_rows(len(rows), limits)
     if all(isinstance(r, dict) for r in rows):
-        return pd.DataFrame.from_records(rows)
+        columns = Columns.from_records(rows) if as_columns else None
+        return columns if columns is not None else pd.DataFrame.from_records(rows)
     if all(isinstance(r, list) for r in rows):
         width = len(rows[0])
         ragged = next((i for i, r in enumerate(rows) if len(r) != width), None)
@@ -213,8 +215,12 @@ def _split_frame(value: Any, limits: Limits) -> pd.DataFrame:
     return frame
 
 
-def parse_invocations(body: bytes, content_type: str | None, limits: Limits) -> pd.DataFrame:
-    """``POST /models/{name}/invocations`` body -> DataFrame (columns named, or positional)."""
+def parse_invocations(body: bytes, content_type: str | None, limits: Limits,
+                      as_columns: bool = False) -> pd.DataFrame | Columns:
+    """``POST /models/{name}/invocations`` body -> DataFrame (columns named, or positional).
+
+    ``as_columns``: ``dataframe_records`` of scalars come back as :class:`Columns`, for the
+    serving hot path (:meth:`LoadedVersion.prepare` takes both)."""
     media = check_media_type(content_type, (*JSON_TYPES, CSV_TYPE))
     if media == CSV_TYPE:
         if len(body) > limits.max_body_bytes:
@@ -245,7 +251,7 @@ def parse_invocations(body: bytes, content_type: str | None, limits: Limits) -> 
         return _split_frame(value, limits)
     if key == "inputs" and isinstance(value, dict):
         return _columns_frame(value, key, limits)
-    return _rows_frame(value, key, limits)
+    return _rows_frame(value, key, limits, as_columns)
 
 
 # -- Open Inference Protocol (KServe v2) ------------------------------------------------------

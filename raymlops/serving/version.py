@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 from raymlops.config import Settings
 from raymlops.exceptions import RaymlopsError, ValidationError
 from raymlops.registry.formats import Predictor
+from raymlops.serving.columns import Columns, Prepared, check_columns
 from raymlops.serving.enrich import Enrichment
 from raymlops.serving.schema import InputSchema, validate_frame
 
@@ -41,9 +43,10 @@ class LoadedVersion:
     def version(self) -> int:
         return self.predictor.version
 
-    @property
+    @cached_property
     def request_schema(self) -> InputSchema | None:
-        """What a caller must send: the model's inputs, or keys + request-time fields."""
+        """What a caller must send: the model's inputs, or keys + request-time fields (built
+        once per version: every request is checked against it)."""
         if self.enrichment is None:
             return self.schema
         return self.enrichment.request_schema(self.schema)
@@ -53,8 +56,17 @@ class LoadedVersion:
         classes = getattr(self.predictor.model, "classes_", None)
         return np.asarray(classes).tolist() if classes is not None else None
 
-    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Validate (422 naming the field), enrich from the online store, order the columns."""
+    def prepare(self, frame: pd.DataFrame | Columns) -> pd.DataFrame | Prepared:
+        """Validate (422 naming the field), enrich from the online store, order the columns.
+
+        Plain columns (``dataframe_records``) of a version that serves compiled take the hot
+        path, with no DataFrame; anything that path does not accept goes through pandas,
+        which names the fault or accepts what the hot path leaves to it."""
+        if isinstance(frame, Columns):
+            fast = self._prepare_columns(frame)
+            if fast is not None:
+                return fast
+            frame = frame.to_frame()
         if self.enrichment is None:
             return validate_frame(frame, self.schema)
         checked = validate_frame(frame, self.request_schema)
@@ -65,8 +77,31 @@ class LoadedVersion:
                               allow_null=self.enrichment.columns)
         return full[self.schema.names] if self.schema is not None else full
 
-    def predict(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _prepare_columns(self, given: Columns) -> Prepared | None:
+        schema = self.schema
+        if self.predictor.compiled is None or schema is None:
+            return None
+        if self.enrichment is None:
+            checked = check_columns(given.data, given.rows, schema)
+        else:
+            request = check_columns(given.data, given.rows, self.request_schema)  # type: ignore[arg-type]
+            if request is None:
+                return None
+            enriched = self.enrichment.enrich_columns(request, given.rows)
+            checked = check_columns(enriched, given.rows, schema,
+                                    passthrough=[*self.enrichment.keys, *self.enrichment.columns],
+                                    allow_null=self.enrichment.columns)
+        if checked is None:
+            return None
+        return Prepared({name: checked[name] for name in schema.names}, given.rows, schema)
+
+    def predict(self, frame: pd.DataFrame | Prepared, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         compiled = self.predictor.compiled
+        if isinstance(frame, Prepared):
+            if compiled is not None and not (proba and self.predictor.meta.task == "regression"):
+                labels, probabilities = compiled.outputs_of_columns(frame.columns)
+                return np.asarray(labels), (np.asarray(probabilities) if proba else None)
+            frame = frame.to_frame()
         if compiled is not None and not (proba and self.predictor.meta.task == "regression"):
             # one run of the graph gives labels and probabilities together
             labels, probabilities = compiled.outputs(self.predictor._frame(frame))
@@ -103,11 +138,14 @@ class LoadedVersion:
             self.enrichment.stop()
 
 
-def load_version(registry: Any, name: str, ref: int | str, settings: Settings) -> LoadedVersion:
+def load_version(registry: Any, name: str, ref: int | str, settings: Settings,
+                 threads: int = 1) -> LoadedVersion:
     """Registry -> object store -> predictor; with an online feature cache when it has a service.
 
     The bytes come from Ray's object store (the registry actor put them there once), so N
-    replicas loading the same version cost one artifact read.
+    replicas loading the same version cost one artifact read. ``threads``: ONNX Runtime's
+    threads for a compiled model, the CPUs the replica was given (its default, one per core of
+    the machine, would oversubscribe a node packed with replicas).
     """
     import ray
 
@@ -115,7 +153,8 @@ def load_version(registry: Any, name: str, ref: int | str, settings: Settings) -
 
     info, (ref_obj,) = registry._call("model_ref", name, ref)
     predictor = predictor_from(info, ray.get(ref_obj), settings,
-                               compiled=compiled_bytes(registry, name, int(info["version"])))
+                               compiled=compiled_bytes(registry, name, int(info["version"])),
+                             threads=threads)
     service = getattr(predictor.meta, "feature_service", None)
     enrichment = None
     if service:
