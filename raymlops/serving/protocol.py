@@ -388,7 +388,7 @@ def parse_v2_infer(body: bytes, content_type: str | None, limits: Limits,
             raise ValidationError(f"input {name!r} lacks {missing or ['name']}",
                                   field=str(name or "inputs"))
         datatype, shape = item["datatype"], item["shape"]
-        if datatype not in V2_DATATYPES:
+        if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
             raise ValidationError(f"input {name!r}: unknown datatype {datatype!r}", field=name)
         if (not isinstance(shape, list) or not 1 <= len(shape) <= 2
                 or not all(isinstance(s, int) and s >= 0 for s in shape)):
