@@ -75,14 +75,17 @@ def _is_torch(model: Any) -> bool:
     return any(c.__module__.startswith("torch.nn") for c in type(model).__mro__)
 
 
-def onnx_inputs(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+def onnx_inputs(frame: pd.DataFrame, names: list[str],
+                doubles: frozenset[str] | set[str] = frozenset()) -> dict[str, np.ndarray]:
     """Session inputs for a scikit-learn model: one ``[n, 1]`` column per input, numbers as
-    float32 and text as strings (typed by ``is_numeric_dtype``: pandas 3 calls text ``str``)."""
+    float32 (float64 for the inputs named in ``doubles``) and text as strings (typed by
+    ``is_numeric_dtype``: pandas 3 calls text ``str``)."""
     out = {}
     for name in names:
         column = frame[name]
         if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
-            out[name] = column.to_numpy(dtype=np.float32, na_value=np.nan).reshape(-1, 1)
+            dtype = np.float64 if name in doubles else np.float32
+            out[name] = column.to_numpy(dtype=dtype, na_value=np.nan).reshape(-1, 1)
         else:  # numpy, not pandas, per value: a pandas round trip cost ~0.25 ms per request
             values = column.to_numpy(dtype=object)
             out[name] = np.array(["" if v is None or v != v else str(v) for v in values],
@@ -117,14 +120,15 @@ class OnnxModel:
         self._matrix_dtype = (np.float64 if self.session.get_inputs()[0].type == "tensor(double)"
                               else np.float32)
         self._text_inputs = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
+        self._double_inputs = {i.name for i in self.session.get_inputs() if i.type == "tensor(double)"}
 
     def _run(self, frame: pd.DataFrame) -> list[np.ndarray]:
         if self.matrix_input:
             matrix = frame[self.input_names].to_numpy(dtype=self._matrix_dtype, na_value=np.nan)
             self._check_nan([matrix])
             return self.session.run(None, {self.session.get_inputs()[0].name: matrix})
-        inputs = onnx_inputs(frame, self.input_names)
-        self._check_nan([v for v in inputs.values() if v.dtype == np.float32])
+        inputs = onnx_inputs(frame, self.input_names, self._double_inputs)
+        self._check_nan([v for v in inputs.values() if v.dtype != object])
         return self.session.run(None, inputs)
 
     def outputs_of_columns(self, columns: dict[str, list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -143,8 +147,9 @@ class OnnxModel:
                                         dtype=object).reshape(-1, 1)
             else:
                 inputs[name] = np.array([np.nan if v is None else v for v in values],
-                                        dtype=np.float32).reshape(-1, 1)
-        self._check_nan([v for v in inputs.values() if v.dtype == np.float32])
+                                        dtype=np.float64 if name in self._double_inputs
+                                        else np.float32).reshape(-1, 1)
+        self._check_nan([v for v in inputs.values() if v.dtype != object])
         return self._answer(self.session.run(None, inputs))
 
     def _check_nan(self, arrays: list[np.ndarray]) -> None:
@@ -196,7 +201,11 @@ def _convert_sklearn(model: Any, example: pd.DataFrame, task: str) -> tuple[byte
         matrix = DoubleTensorType if hgb else FloatTensorType
         types = [("X", matrix([None, len(names)]))]
     else:
-        types = [(n, FloatTensorType([None, 1]) if pd.api.types.is_numeric_dtype(example[n])
+        # HistGradientBoosting's numbers in double: scaled in float32 (StandardScaler before it
+        # in AutoML's Pipeline), a value that sits on one of its float64 thresholds moves
+        # across it; in double the graph computes (x - mean) / scale exactly as scikit-learn.
+        number = DoubleTensorType if hgb else FloatTensorType
+        types = [(n, number([None, 1]) if pd.api.types.is_numeric_dtype(example[n])
                   or pd.api.types.is_bool_dtype(example[n]) else StringTensorType([None, 1]))
                  for n in names]
     options = {id(_estimator_of(model)): {"zipmap": False}} if task != "regression" else None

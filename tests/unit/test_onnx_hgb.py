@@ -90,3 +90,20 @@ def test_a_bare_classifier_on_a_float_matrix_with_missing_values() -> None:
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
     blob, report = compile_model(model, frame, "classification", y=y)
     assert report.serves and report.label_agreement == 1.0 and report.max_abs_diff <= 1e-6, report
+
+
+def test_rounded_numbers_that_sit_on_thresholds_answer_exactly() -> None:
+    """Rounded readings (temperatures to 0.01, pressures to 0.1) repeat, so HGB's bin
+    thresholds fall on data values; scaled in float32 such a value crosses its threshold
+    (labels agreed on 99.4% before the Pipeline's numbers went through the graph in double)."""
+    rng = np.random.default_rng(0)
+    n = 8000
+    X = pd.DataFrame({"carrier": rng.choice([f"c{i}" for i in range(16)], n).astype(object),
+                      "distance": rng.integers(80, 5000, n).astype(float),
+                      "temp": np.round(rng.normal(55, 17, n), 2), "pressure": np.round(rng.normal(1017, 7, n), 1)})
+    signal = (X["distance"] > 1000) * 0.5 + (X["temp"] - 55) / 17 + (X["pressure"] - 1017) / 7
+    y = (signal + rng.normal(size=n) > 0.5).astype(int).to_numpy()
+    data = TrainData(X[:6000], y[:6000], X[6000:], y[6000:], ["distance", "temp", "pressure"], ["carrier"], "binary")
+    *_, (_, model, _) = train_steps("hgb", HGB, data, 3, seed=1)
+    blob, report = compile_model(model, X[6000:][data.columns_for("hgb")], "classification", y=y[6000:])
+    assert report.serves and report.label_agreement == 1.0 and report.max_abs_diff <= 1e-6, report.reason
