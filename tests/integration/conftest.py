@@ -1,7 +1,9 @@
-"""One Ray cluster for the whole test session, with logical GPUs and fractional resources.
+"""One Ray cluster for all integration tests, with logical GPUs and fractional resources.
 
 Starting Ray costs seconds on 2 cores, so every integration test shares this one; tests
-request resources in fractions (``num_cpus=0.1``) so they never wait on each other.
+request resources in fractions (``num_cpus=0.1``) so they never wait on each other. The
+fixtures are package-scoped: the cluster stops after the last integration test, so its
+processes (Serve, HAProxy, the platform's actors) take no CPU from the e2e tests after them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     import ray
 
@@ -42,12 +44,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("platform-root")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(ray_cluster, platform_root: Path):
     """The platform (its actors) on the shared cluster, with a session storage root."""
     import raymlops
@@ -63,7 +65,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def flights_features(platform):
     """The nycflights13 feature definitions applied and the weather/planes rows ingested once."""
     from raymlops.datasets.flights_features import DEFINITIONS, planes_rows, weather_rows
