@@ -60,9 +60,10 @@ else:
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(open(f"{folder}/model.onnx", "rb").read(), options,
                                    providers=["CPUExecutionProvider"])
+    dtypes = {i.name: np.float64 if i.type == "tensor(double)" else np.float32 for i in session.get_inputs()}
     def predict(row):
         inputs = {c: (np.array([[str(row[c])]], dtype=object) if c in text
-                      else np.array([[np.nan if row[c] is None else row[c]]], dtype=np.float32))
+                      else np.array([[np.nan if row[c] is None else row[c]]], dtype=dtypes[c]))
                   for c in columns}
         labels, proba = session.run(None, inputs)
         return labels.tolist(), proba.tolist()
@@ -152,7 +153,7 @@ def _run_family(family: str, settings, work: Path, records: list[dict], seconds:
     from raymlops.serving.auth import client_headers
 
     name, version = _train(family, settings, work)
-    compiled = (version.get("compiled") or {})
+    compiled = (version.get("meta") or {}).get("compiled") or {}
     folder = work / family
     has_onnx = _bare_files(name, settings, folder, records)
     serving.deploy(name, settings=settings, log_predictions=False)
