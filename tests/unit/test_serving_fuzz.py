@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raymlops.exceptions import RaymlopsError
 from raymlops.serving.protocol import Limits, parse_invocations, parse_v2_infer
 from raymlops.serving.version import LoadedVersion
-from tests.unit.test_serving_columns import Cache, _predictor
+from tests.unit.test_serving_columns import state  # noqa: F401 - the fixture: compiled logreg and HGB
 
 LIMITS = Limits(max_body_bytes=64 * 1024, max_rows=50)
 FIELDS = ["origin", "carrier", "hour", "weather__temp", "zz"]
@@ -48,16 +47,6 @@ tensors = st.fixed_dictionaries(
     optional={"parameters": values})
 v2_bodies = st.one_of(st.fixed_dictionaries({"inputs": st.lists(tensors, max_size=4)},
                                             optional={"id": values, "outputs": values}), values)
-
-
-@pytest.fixture(scope="module", params=["logreg", "hgb"])
-def state(request) -> LoadedVersion:
-    from raymlops.serving.enrich import Enrichment
-
-    plan = {"service": "delay", "views": [{"view": {"name": "weather"},
-                                           "entity": {"join_keys": {"origin": "string"}},
-                                           "features": ["temp"]}]}
-    return LoadedVersion.of(_predictor(request.param), Enrichment.from_plan(plan, Cache()))
 
 
 def _serve(state: LoadedVersion, frame) -> None:
