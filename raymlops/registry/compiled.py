@@ -115,50 +115,48 @@ class OnnxModel:
         self.accepts_nan = accepts_nan
         self.classes_ = np.asarray(classes) if classes is not None else None
         self.task = task
-        self._outputs = [o.name for o in self.session.get_outputs()]
-        # a bare HistGradientBoosting takes doubles (its thresholds are float64); the rest float32
-        self._matrix_dtype = (np.float64 if self.session.get_inputs()[0].type == "tensor(double)"
-                              else np.float32)
-        self._text_inputs = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
-        self._double_inputs = {i.name for i in self.session.get_inputs() if i.type == "tensor(double)"}
+        # Each input's element type as the graph declares it: text, float32, or float64 (a
+        # HistGradientBoosting's numbers, whose thresholds are float64).
+        inputs = self.session.get_inputs()
+        self._text_inputs = {i.name for i in inputs if i.type == "tensor(string)"}
+        self._double_inputs = {i.name for i in inputs if i.type == "tensor(double)"}
+        self._matrix_name = inputs[0].name
 
-    def _run(self, frame: pd.DataFrame) -> list[np.ndarray]:
-        if self.matrix_input:
-            matrix = frame[self.input_names].to_numpy(dtype=self._matrix_dtype, na_value=np.nan)
-            self._check_nan([matrix])
-            return self.session.run(None, {self.session.get_inputs()[0].name: matrix})
-        inputs = onnx_inputs(frame, self.input_names, self._double_inputs)
+    def _dtype(self, name: str) -> type:
+        return np.float64 if name in self._double_inputs else np.float32
+
+    def _feed(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the graph once on ready arrays (refusing NaN where the original does)."""
         self._check_nan([v for v in inputs.values() if v.dtype != object])
-        return self.session.run(None, inputs)
+        return self._answer(self.session.run(None, inputs))
+
+    def outputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """(labels or values, probabilities or None) from one run of the graph."""
+        if self.matrix_input:
+            dtype = self._dtype(self._matrix_name)
+            return self._feed({self._matrix_name: frame[self.input_names].to_numpy(dtype=dtype, na_value=np.nan)})
+        return self._feed(onnx_inputs(frame, self.input_names, self._double_inputs))
 
     def outputs_of_columns(self, columns: dict[str, list[Any]]) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`outputs` on plain columns (JSON values, None for null): the online hot path,
         which builds the session's arrays straight from the values, with no DataFrame."""
         if self.matrix_input:
             matrix = np.array([[np.nan if v is None else v for v in columns[n]] for n in self.input_names],
-                              dtype=self._matrix_dtype).T
-            self._check_nan([matrix])
-            return self._answer(self.session.run(None, {self.session.get_inputs()[0].name: matrix}))
+                              dtype=self._dtype(self._matrix_name)).T
+            return self._feed({self._matrix_name: matrix})
         inputs = {}
         for name in self.input_names:
             values = columns[name]
             if name in self._text_inputs:
-                inputs[name] = np.array(["" if v is None else str(v) for v in values],
-                                        dtype=object).reshape(-1, 1)
+                array = np.array(["" if v is None else str(v) for v in values], dtype=object)
             else:
-                inputs[name] = np.array([np.nan if v is None else v for v in values],
-                                        dtype=np.float64 if name in self._double_inputs
-                                        else np.float32).reshape(-1, 1)
-        self._check_nan([v for v in inputs.values() if v.dtype != object])
-        return self._answer(self.session.run(None, inputs))
+                array = np.array([np.nan if v is None else v for v in values], dtype=self._dtype(name))
+            inputs[name] = array.reshape(-1, 1)
+        return self._feed(inputs)
 
     def _check_nan(self, arrays: list[np.ndarray]) -> None:
         if not self.accepts_nan and any(np.isnan(a).any() for a in arrays):
             raise ValueError("Input X contains NaN: the model does not accept missing values")
-
-    def outputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """(labels or values, probabilities or None) from one run of the graph."""
-        return self._answer(self._run(frame))
 
     def _answer(self, result: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         if self.kind == "torch":
@@ -210,13 +208,11 @@ def _convert_sklearn(model: Any, example: pd.DataFrame, task: str) -> tuple[byte
                  for n in names]
     options = {id(_estimator_of(model)): {"zipmap": False}} if task != "regression" else None
     if hgb:
-        from raymlops.registry.onnx_hgb import register_hgb_converter
+        from raymlops.registry.onnx_hgb import register_hgb_converter, require_ml_opset5
 
         register_hgb_converter()
     onx = to_onnx(model, initial_types=types, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
     if hgb:  # skl2onnx writes at most opset 3 of ai.onnx.ml; its TreeEnsemble node needs 5
-        from raymlops.registry.onnx_hgb import require_ml_opset5
-
         require_ml_opset5(onx)
     return onx.SerializeToString(), names
 

@@ -15,8 +15,10 @@ Every split is written exactly as scikit-learn's predictor walks it
   missing values take: the left categories when missing values go right, else the known
   categories that go right.
 
-Thresholds stay float64 (the ensemble runs in double), so the only differences left come from
-the float32 arithmetic of the preprocessing before it; the registry's check measures them.
+Thresholds stay float64 and the ensemble runs in double; a Pipeline feeds it numbers computed
+in double too (``compiled._convert_sklearn``), so the graph answers as scikit-learn does. What
+this converter cannot express raises :class:`NotCompilable`: the registry records the reason
+and serves the original flavour.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register_hgb_converter", "require_ml_opset5"]
+__all__ = ["NotCompilable", "register_hgb_converter", "require_ml_opset5"]
 
 _LEQ, _MEMBER = 0, 6
 _PLACEHOLDER = "raymlops.pending.ai.onnx.ml5"
 _REGISTERED = False
+
+
+class NotCompilable(ValueError):
+    """A HistGradientBoosting this converter does not express exactly (served as it is)."""
 
 
 def _bitset_members(bitset: np.ndarray) -> list[int]:
@@ -71,18 +77,15 @@ class _Ensemble:
 
     def add_tree(self, nodes: np.ndarray, left_sets: np.ndarray, codes: _Codes, target: int) -> None:
         """One scikit-learn ``TreePredictor`` (its ``nodes`` record array and bitsets)."""
-        targets: dict[int, tuple[bool, int]] = {}
         pending: list[tuple[int, bool, int]] = []  # (our node, branch, their child index)
 
         def place(index: int) -> tuple[bool, int]:
-            if index in targets:
-                return targets[index]
+            """Our (is leaf, index) for their node ``index`` (each is reached once: a tree)."""
             record = nodes[index]
             if record["is_leaf"]:
                 self.leaf_targets.append(target)
                 self.leaf_weights.append(float(record["value"]))
-                targets[index] = (True, len(self.leaf_weights) - 1)
-                return targets[index]
+                return True, len(self.leaf_weights) - 1
             feature = int(record["feature_idx"])  # a column of the estimator's own order
             left, right = int(record["left"]), int(record["right"])
             missing_left = bool(record["missing_go_to_left"])
@@ -97,13 +100,11 @@ class _Ensemble:
                     members, on_true, on_false = left_values, left, right
                 node = self._node(codes.column(feature), np.nan, _MEMBER, False)
                 self.members.extend([*members, np.nan])
-                pending.extend([(node, True, on_true), (node, False, on_false)])
-                targets[index] = (False, node)
             else:
                 node = self._node(codes.column(feature), record["num_threshold"], _LEQ, missing_left)
-                pending.extend([(node, True, left), (node, False, right)])
-                targets[index] = (False, node)
-            return targets[index]
+                on_true, on_false = left, right
+            pending.extend([(node, True, on_true), (node, False, on_false)])
+            return False, node
 
         root = place(0)
         while pending:
@@ -167,7 +168,7 @@ class _Codes:
         seen = self.categories[feature]
         values = [seen[c] for c in codes if c < len(seen)]
         if any(not isinstance(v, (int, float, np.number)) for v in values):
-            raise NotImplementedError("text categories given to HistGradientBoosting itself are "
+            raise NotCompilable("text categories given to HistGradientBoosting itself are "
                                       "not compiled; encode them upstream (a ColumnTransformer)")
         return [float(v) for v in values]
 
@@ -185,10 +186,6 @@ def _ensemble_of(model: Any) -> tuple[_Ensemble, int]:
     return ensemble, n_targets
 
 
-def _link_name(model: Any) -> str:
-    return type(model._loss.link).__name__
-
-
 def _element_type(variable: Any) -> int:
     """The ONNX element type skl2onnx declared for an output (double in, double out)."""
     from onnx import TensorProto
@@ -201,7 +198,7 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
 
     model = operator.raw_operator
     ensemble, n_targets = _ensemble_of(model)
-    link = _link_name(model)
+    link = type(model._loss.link).__name__  # how raw scores become predictions
     name = scope.get_unique_variable_name
 
     def node(op: str, inputs: list[str], domain: str = "", version: int | None = None, **attrs: Any) -> str:
@@ -224,7 +221,7 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
     if not hasattr(model, "classes_"):  # a regressor
         value = {"IdentityLink": lambda r: r, "LogLink": lambda r: node("Exp", [r])}.get(link)
         if value is None:
-            raise NotImplementedError(f"HistGradientBoostingRegressor with a {link} is not compiled")
+            raise NotCompilable(f"HistGradientBoostingRegressor with a {link} is not compiled")
         container.add_node("Cast", [value(raw)], [operator.outputs[0].full_name],
                            name=scope.get_unique_operator_name("Cast"), to=_element_type(operator.outputs[0]))
         return
@@ -279,7 +276,7 @@ def require_ml_opset5(model: Any) -> None:
     unchanged in 5; the two it removed, TreeEnsembleClassifier/Regressor, are refused."""
     ops = {(n.domain, n.op_type) for n in model.graph.node}
     if {("ai.onnx.ml", "TreeEnsembleClassifier"), ("ai.onnx.ml", "TreeEnsembleRegressor")} & ops:
-        raise NotImplementedError("a graph with both HistGradientBoosting and another tree ensemble")
+        raise NotCompilable("a graph with both HistGradientBoosting and another tree ensemble")
     for node in model.graph.node:
         if node.domain == _PLACEHOLDER:
             node.domain = "ai.onnx.ml"

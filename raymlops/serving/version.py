@@ -97,15 +97,13 @@ class LoadedVersion:
 
     def predict(self, frame: pd.DataFrame | Prepared, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         compiled = self.predictor.compiled
-        if isinstance(frame, Prepared):
-            if compiled is not None and not (proba and self.predictor.meta.task == "regression"):
-                labels, probabilities = compiled.outputs_of_columns(frame.columns)
-                return np.asarray(labels), (np.asarray(probabilities) if proba else None)
-            frame = frame.to_frame()
         if compiled is not None and not (proba and self.predictor.meta.task == "regression"):
             # one run of the graph gives labels and probabilities together
-            labels, probabilities = compiled.outputs(self.predictor._frame(frame))
+            labels, probabilities = (compiled.outputs_of_columns(frame.columns) if isinstance(frame, Prepared)
+                                     else compiled.outputs(self.predictor._frame(frame)))
             return np.asarray(labels), (np.asarray(probabilities) if proba else None)
+        if isinstance(frame, Prepared):  # the original flavour takes a DataFrame
+            frame = frame.to_frame()
         predictions = np.asarray(self.predictor.predict(frame))
         probabilities = None
         if proba:
