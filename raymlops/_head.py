@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
 import signal
 import socket
@@ -23,13 +22,13 @@ from pathlib import Path
 
 import psutil
 
+from raymlops._ports import free_port
 from raymlops.config import Settings
 from raymlops.exceptions import ClusterError
 
 __all__ = [
     "HeadState",
     "ensure_auth_token",
-    "port_bindable",
     "port_is_open",
     "read_head_state",
     "start_head",
@@ -82,52 +81,6 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-# Ports handed to daemons that bind them seconds later are drawn from here: above Ray's
-# worker ports (10002-19999), below Serve's direct-ingress replicas (30000-31000) and
-# Linux's default ephemeral range (32768-60999).
-_LISTEN_PORTS = (20000, 30000)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing uses now, for a process that will listen on it later (never 6379).
-
-    Why not the kernel's choice (bind to port 0): that is an ephemeral port, the range every
-    outgoing connection takes its source port from. Between this pick and the daemon's bind
-    (a whole ``ray start``), one of the head's own gRPC connections took the port: the
-    dashboard agent then failed with EADDRINUSE and ``up`` timed out. A port below the
-    ephemeral range can only be taken by another explicit bind.
-    """
-    low, high = _listen_port_range()
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(low, high)
-        if port != 6379 and port_bindable(host, port):
-            return port
-    raise ClusterError(f"no free port in {low}-{high - 1} on {host}", host=host)
-
-
-def _listen_port_range() -> tuple[int, int]:
-    """:data:`_LISTEN_PORTS`, ending where this machine's ephemeral range starts if lower."""
-    low, high = _LISTEN_PORTS
-    try:
-        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return low, high
-    if ephemeral_low - low >= 1000:
-        return low, min(high, ephemeral_low)
-    return low, high
-
-
-def port_bindable(host: str, port: int) -> bool:
-    """Whether a listener could bind ``host:port`` now."""
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def split_address(address: str) -> tuple[str, int]:

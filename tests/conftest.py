@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raymlops._head import free_port  # noqa: F401  (re-exported for the tests)
+from raymlops._ports import free_port  # noqa: F401  (re-exported for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 PG_URI = "postgresql://postgres@127.0.0.1:5432/test"

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from raymlops._head import port_bindable
+from raymlops._ports import lease_ports, port_bindable
 
 ACCESS_KEY = "raymlops-test"
 SECRET_KEY = "raymlops-test-secret"
@@ -62,12 +62,13 @@ class S3Store:
 
 
 def _free_base_port(host: str, count: int) -> int:
-    """A port p such that p..p+count-1 and their +10000 twins are all free on ``host``."""
+    """A port p such that p..p+count-1 and their +10000 twins are all free on ``host`` (and
+    leased, so a head's port picked earlier but not yet bound is never among them)."""
     rng = range(_PORT_RANGE[0], _PORT_RANGE[1] - count, count)
     start = random.randrange(len(rng))  # a retry after a lost race tries other ports
     for base in [*rng[start:], *rng[:start]]:
         ports = [base + i for i in range(count)] + [base + i + 10000 for i in range(count)]
-        if all(port_bindable(host, p) for p in ports):
+        if all(port_bindable(host, p) for p in ports) and lease_ports(ports):
             return base
     raise RuntimeError(f"no free ports for an S3 store on {host}")
 

@@ -29,7 +29,7 @@ import os
 import shlex
 from pathlib import Path
 
-from raymlops._head import free_port
+from raymlops._ports import free_port
 from raymlops.config import Settings
 
 __all__ = ["HAPROXY_ENV", "haproxy_enabled", "haproxy_env", "loopback_env", "real_haproxy_binary",

@@ -318,7 +318,7 @@ def s3_cluster(folder: Path, *, workers: int = 2) -> Iterator[S3Cluster]:
         hosts.up()
         store = start_s3_store(folder / "s3", host=hosts.bridge_ip)
         store.make_bucket("platform")
-        from raymlops._head import free_port
+        from raymlops._ports import free_port
 
         pg = hosts.forward(free_port(hosts.bridge_ip), ("127.0.0.1", 5432))
         sql = f"postgresql://postgres@{hosts.bridge_ip}:{pg}/{database}"

@@ -104,7 +104,8 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(
         assert sorted(ids.to_pylist()) == list(range(summary["months"][0]["rows"]))
 
         # A worker host dies mid-batch: every row still exactly once. The input: the demo's
-        # month four times over, in small row groups, so the job outlives the kill.
+        # month four times over, in small row groups and small units (each one a part written
+        # to S3), so the job outlives the kill even where compiled scoring takes milliseconds.
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -114,7 +115,8 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(
         batch = subprocess.Popen(
             hosts.head_command([str(BIN / "raymlops"), "batch", "predict", f"{MODEL}@champion",
                                 "-i", "s3://platform/raymlops/big.parquet",
-                                "-o", "s3://platform/raymlops/killed", "--json"]),
+                                "-o", "s3://platform/raymlops/killed", "--rows-per-unit", "500",
+                                "--json"]),
             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         def worker_with_scorers() -> int | None:
