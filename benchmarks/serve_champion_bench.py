@@ -10,7 +10,9 @@ carrier), asking for probabilities. Three servers answer it:
     from the replica's online cache, the compiled model when it matched at registration);
 (b) a bare Starlette server: the same scikit-learn Pipeline, the same features from an
     in-process dict, a one-row DataFrame per request (what a hand-written server does);
-(c) a bare Starlette server calling the same ONNX model the same way: the new limit.
+(c) a bare Starlette server calling the same ONNX model the same way: the new limit;
+(d) Serve's floor: a no-op deployment in the same cluster and mode (a raw ASGI app that reads
+    the body and returns a constant), what any model served by Ray Serve here is bound by.
 
 Concurrency 1, 16 and 64, interleaved per concurrency, aiohttp client on the same machine.
 
@@ -34,6 +36,36 @@ from _common import free_port, machine, write_section  # noqa: E402
 from serve_bench import CONCURRENCY, _load  # noqa: E402
 
 REQUEST = ["origin", "tailnum", "hour", "distance", "carrier"]
+FLOOR = "Serve floor (no-op app)"
+FLOOR_APP = "serve-floor"
+
+
+def _deploy_floor(settings) -> str:
+    """(d): a Serve application that does nothing per request but read it and answer a
+    constant, deployed like raymlops' own (same cluster, HAProxy mode, no access log)."""
+    from ray import serve
+
+    async def noop(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"predictions": [0]}'})
+
+    def build():
+        return noop
+
+    @serve.deployment(logging_config={"enable_access_log": False},
+                      ray_actor_options={"num_cpus": 0.35})
+    @serve.ingress(build)
+    class Floor:
+        pass
+
+    serve.run(Floor.bind(), name=FLOOR_APP, route_prefix=f"/{FLOOR_APP}")
+    return f"{settings.serve_url}/{FLOOR_APP}/invocations"
 
 # (b) and (c): one process each; argv: model dir, port, "sklearn" | "onnx"
 BARE_SERVER = """
@@ -148,7 +180,8 @@ def _wait_ok(url: str, payload: bytes, headers: dict[str, str]) -> dict:
     raise RuntimeError(f"{url} never answered 200")
 
 
-def _run_family(family: str, settings, work: Path, records: list[dict], seconds: float) -> dict:
+def _run_family(family: str, settings, work: Path, records: list[dict], seconds: float,
+                floor_url: str) -> dict:
     from raymlops import serving
     from raymlops.serving.auth import client_headers
 
@@ -168,6 +201,7 @@ def _run_family(family: str, settings, work: Path, records: list[dict], seconds:
             procs.append(subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(folder), str(port), runtime]))
             urls[label] = f"http://127.0.0.1:{port}/invocations"
         answers = {label: _wait_ok(url, payload, auth) for label, url in urls.items()}
+        urls[FLOOR] = floor_url
         reference = answers["bare Starlette + Pipeline"]
         for label, answer in answers.items():  # the same labels, probabilities within 1e-5
             assert answer["predictions"] == reference["predictions"], (label, answer)
@@ -197,7 +231,8 @@ def render(results: dict[str, dict], seconds: float) -> str:
         f"{seconds:g} s per cell after 1 s warm-up, aiohttp client on the same machine, {machine()}. "
         f"(a) raymlops in its default mode (HAProxy), (b) bare Starlette calling the same "
         f"scikit-learn Pipeline with the same features from an in-process dict, (c) bare "
-        f"Starlette calling the same ONNX model the same way.",
+        f"Starlette calling the same ONNX model the same way, (d) {FLOOR}: a Serve application "
+        f"in the same cluster and mode that only reads the request and answers a constant.",
         "",
         "| family | served by | concurrency | server | req/s | p50 ms | p99 ms | errors |",
         "|---|---|---:|---|---:|---:|---:|---:|",
@@ -222,12 +257,19 @@ def render(results: dict[str, dict], seconds: float) -> str:
             ("c=16: (a) >= 0.8x (c) req/s", ratio("raymlops", onnx, 16), 0.8, ">="),
             ("c=64: (a) >= 1.0x (c) req/s", ratio("raymlops", onnx, 64), 1.0, ">="),
         ]
+        bounds = [(f"c={c}: (d) / (c) req/s (Serve's bound on (a) / (c))", ratio(FLOOR, onnx, c))
+                  for c in (16, 64)]
+        bounds += [(f"c={c}: (a) / (d) req/s (share of the bound reached)", ratio("raymlops", FLOOR, c))
+                   for c in (16, 64)]
         for label, value, target, way in checks:
             if value is None:
                 lines.append(f"| {family} | {label} | - | no ONNX model |")
                 continue
             ok = value >= target if way == ">=" else value <= target
             lines.append(f"| {family} | {label} | {value:.2f}x | {'met' if ok else '**missed**'} |")
+        for label, value in bounds:
+            if value is not None:
+                lines.append(f"| {family} | {label} | {value:.2f}x | bound |")
     return "\n".join(lines) + "\n" + NOTES
 
 
@@ -273,7 +315,8 @@ def main() -> None:
         features.ingest("planes", planes_rows())
         flight = load_flights().slice(100_000, 1).to_pylist()[0]
         records = [{k: (float(flight[k]) if k in ("hour", "distance") else flight[k]) for k in REQUEST}]
-        results = {family: _run_family(family, settings, work, records, args.seconds)
+        floor_url = _deploy_floor(settings)
+        results = {family: _run_family(family, settings, work, records, args.seconds, floor_url)
                    for family in args.families.split(",")}
     finally:
         down(settings)

@@ -91,6 +91,7 @@ def _model_deployment(deployment_name: str, name: str, ref: int | str, settings:
         ModelServer, name=deployment_name,
         ray_actor_options=_actor_options(options.model_num_cpus),
         max_ongoing_requests=options.max_ongoing_requests(),
+        logging_config=options.logging_config(),
         health_check_period_s=options.health_check_period_s,
         health_check_timeout_s=30,
         graceful_shutdown_timeout_s=10,
@@ -136,6 +137,7 @@ def build_app(name: str, ref: int | str, settings: Settings, options: Deployment
         health_check_period_s=options.health_check_period_s,
         health_check_timeout_s=30,
         user_config=routing.model_dump(mode="json"),
+        logging_config=options.logging_config(),
         **sizing,
     ).options(
         # extras are not in the version: the ingress finds them by name in reconfigure

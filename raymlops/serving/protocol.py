@@ -45,6 +45,7 @@ __all__ = [
     "jsonable",
     "parse_invocations",
     "parse_v2_infer",
+    "query_flag",
     "v2_response",
 ]
 
@@ -453,6 +454,24 @@ def v2_response(model: str, version: int, request_id: str | None,
     if request_id is not None:
         body["id"] = request_id
     return body
+
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+def query_flag(name: str, value: str | None) -> bool:
+    """A boolean query parameter (absent: False), spelled as pydantic reads a bool; anything
+    else is a 422 naming the parameter."""
+    if value is None:
+        return False
+    spelled = value.strip().lower()
+    if spelled in _TRUE:
+        return True
+    if spelled in _FALSE:
+        return False
+    raise ValidationError(f"query parameter {name!r} must be true or false, not {value[:40]!r}",
+                          field=name)
 
 
 def jsonable(values: Any) -> list[Any]:
