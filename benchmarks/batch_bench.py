@@ -135,7 +135,7 @@ def main() -> None:
             out = work / f"ray-{key}-{r}"
             t0 = time.perf_counter()
             result = batch_predict(f"bench-{key}@champion", src, out, settings=settings,
-                                   keep_columns=["origin"], show_progress=False)
+                                   keep_columns=["origin"])
             ray_s.append(time.perf_counter() - t0)
             assert result.rows == total
             shutil.rmtree(out)

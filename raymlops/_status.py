@@ -177,6 +177,16 @@ def _continuous_training(settings: Settings) -> list[dict[str, Any]]:
 register_section("continuous_training", _continuous_training)
 
 
+def _scoring_pools(settings: Settings) -> list[dict[str, Any]]:
+    """Batch prediction's warm scoring actors: model, version, state, idle seconds, units."""
+    from raymlops.serving.scoring_pool import describe_pools
+
+    return describe_pools(settings.namespace)
+
+
+register_section("scoring_pools", _scoring_pools)
+
+
 def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:
     serve_http, apps = _serve(settings)
     report: dict[str, Any] = {

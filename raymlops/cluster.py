@@ -340,6 +340,9 @@ def down(settings: Settings | None = None) -> dict[str, Any]:
                 killed.append(name)
             except ValueError:
                 continue
+        from raymlops.serving.scoring_pool import retire_all
+
+        killed += retire_all(settings.namespace)  # warm scoring actors release their memory
     if ray.is_initialized():
         ray.shutdown()
     processes = _head.stop_head(state)

@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     num_gpus: int | None = Field(
         default=None, ge=0, description="GPUs a locally started head offers (default: detected)."
     )
+    scoring_pool_idle_s: float = Field(
+        default=300.0, ge=0,
+        description="Batch prediction's scoring actors of a model version stay up this many "
+        "seconds after their last unit, so the next job of that version (CLI, job or Python "
+        "API) starts scoring at once. Idle, they hold no CPUs, only their memory. 0: each job "
+        "starts its own and stops them when it ends.",
+    )
     gcs_storage: Literal["memory", "redis"] = Field(
         default="memory",
         description="Where a locally started head's GCS keeps the cluster's state: 'memory', "

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import app, console, emit
+from raymlops.cli._app import app, console, emit, err_console
 
-batch_app = typer.Typer(help="Batch prediction over Parquet/CSV with Ray Data.", no_args_is_help=True)
+batch_app = typer.Typer(help="Batch prediction over Parquet/CSV on warm scoring actors.",
+                        no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
 
 
@@ -35,11 +36,22 @@ def predict(
     The output has row_id (position in the input), the kept columns, prediction, score,
     model_name and model_version; it appears only when complete.
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from raymlops.serving.batch import batch_predict, validate_keep
 
-    result = batch_predict(model, input, output, settings=ctx.obj.settings(),
-                           keep_columns=validate_keep(keep), workers=workers,
-                           rows_per_unit=rows_per_unit, overwrite=overwrite, show_progress=True)
+    with Progress(TextColumn("[bold]scoring[/] {task.completed:,.0f} / {task.total:,.0f} rows"),
+                  BarColumn(), TimeElapsedColumn(), console=err_console, disable=as_json,
+                  transient=True) as bar:
+        task = bar.add_task("rows", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = batch_predict(model, input, output, settings=ctx.obj.settings(),
+                               keep_columns=validate_keep(keep), workers=workers,
+                               rows_per_unit=rows_per_unit, overwrite=overwrite,
+                               progress=progress)
     if as_json:
         emit(json.dumps(result.to_dict()))
         return

@@ -104,6 +104,17 @@ def render_status(report: dict[str, Any]) -> None:
     health = report.get("model_health")
     if isinstance(health, list) and health:
         console.print(_health_table(health))
+    pools = report.get("scoring_pools")
+    if isinstance(pools, list) and pools:
+        table = Table(title="warm scoring actors (batch prediction)", title_justify="left")
+        for col in ("model", "version", "state", "idle", "expires after", "units", "rows"):
+            table.add_column(col)
+        for row in pools:
+            table.add_row(row["model"], f"v{row['version']}", str(row.get("state", "-")),
+                          f"{row['idle_s']:.0f}s" if "idle_s" in row else "-",
+                          f"{row['idle_timeout_s']:g}s" if "idle_timeout_s" in row else "-",
+                          str(row.get("units", "-")), f"{row['rows']:,}" if "rows" in row else "-")
+        console.print(table)
     if report.get("running"):
         apps = Table(title="serve applications", title_justify="left")
         for col in ("name", "status", "route"):

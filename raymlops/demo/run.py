@@ -185,7 +185,7 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
                 source = _month_inputs(rows, root, f"months/2013-{month:02d}.parquet")
                 out = root.uri_of(f"scored/2013-{month:02d}")
                 batch = batch_predict(f"{MODEL}@champion", source, out, settings=settings,
-                                      keep_columns=["delayed"], overwrite=True, show_progress=False)
+                                      keep_columns=["delayed"], overwrite=True)
                 scored = _read_output(out)
                 auc_loop = _auc(scored["delayed"].astype(int).to_numpy(), scored["score"].to_numpy())
                 frame = data.model_inputs(rows)

@@ -1,14 +1,16 @@
-"""Batch prediction on Ray Data: input files -> (features) -> model actors -> Parquet.
+"""Batch prediction: input files -> (features) -> warm scoring actors -> Parquet.
 
-The pipeline is one Ray Dataset: the planned input units (see ``batch_input``) go to a pool
-of scoring actors (``map_batches`` with a callable class). Each actor maps the model bytes
-from the object store once (the registry actor put them there; nothing is re-read from the
-artifact store per worker), and for a model bound to a FeatureService it also maps the
-service's offline rows once, so every unit is read, joined point-in-time and predicted in
-the same process with no data crossing the object store except the predictions.
+The planned input units (see ``batch_input``) go to the model version's pool of scoring
+actors (:mod:`raymlops.serving.scoring_pool`), at most two in flight per actor. Each actor
+mapped the model bytes from the object store once when it started (the registry actor put
+them there; nothing is re-read from the artifact store) and stays warm between jobs; for a
+model bound to a FeatureService it maps the job's offline rows once, so every unit is read,
+joined point-in-time, predicted and written by the same process, and only unit descriptors
+and row counts cross the object store. Memory stays bounded at any input size: the driver
+holds the unit plan, each actor one unit at a time.
 
-Exactly once: ids are fixed before anything runs, Ray Data retries a unit whose actor died
-on a restarted actor, output goes to a staging folder, and the job checks that every id
+Exactly once: ids are fixed before anything runs, a unit whose actor died is scored again
+by a new actor, output goes to a staging folder, and the job checks that every id
 appears exactly once before it publishes the folder (a rename on a local disk; on S3 the
 parts are copied and ``_manifest.json`` written last, the mark of a complete output). A
 failed job publishes nothing. Input and output are local paths or ``s3://`` URIs; on a
@@ -24,6 +26,8 @@ import os
 import shutil
 import time
 import uuid
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +38,12 @@ import pandas as pd
 from raymlops.config import Settings
 from raymlops.exceptions import ConflictError, RaymlopsError, SchemaMismatchError, ValidationError
 from raymlops.registry.names import split_model_ref
-from raymlops.serving.batch_input import ROW_ID, input_columns, plan_units, read_unit
+from raymlops.serving import scoring_pool
+from raymlops.serving.batch_input import ROW_ID, input_columns, plan_units
 from raymlops.shared_state import require_reachable
 from raymlops.storage import Storage, normalize_uri
 
-__all__ = ["BatchResult", "batch_predict", "score_frame"]
+__all__ = ["BatchResult", "batch_predict", "part_name", "score_frame"]
 
 MANIFEST = "_manifest.json"
 
@@ -102,64 +107,8 @@ def score_frame(predictor: Any, frame: pd.DataFrame, keep: list[str]) -> pd.Data
     return out
 
 
-class _Scorer:
-    """One pool actor: model and feature rows mapped once, then unit after unit.
-
-    Each unit's predictions are written by the actor itself, to a file named after the
-    unit's first row id (replaced atomically, on a local folder or S3), so a retried unit
-    replaces its own file and the predictions never travel through the object store to
-    separate write tasks.
-    """
-
-    def __init__(
-        self, info: dict[str, Any], model_bytes: Any, features: Any,
-        settings: dict[str, Any], keep: list[str], timestamp_column: str | None,
-        columns: list[str] | None, staging: str, compiled: Any = None,
-    ) -> None:
-        import ray
-
-        from raymlops.config import load_settings
-        from raymlops.registry.client import predictor_from
-
-        # Ray Data hands constructor args through unresolved: map the object-store copies.
-        if isinstance(model_bytes, ray.ObjectRef):
-            model_bytes = ray.get(model_bytes)
-        if isinstance(features, ray.ObjectRef):
-            features = ray.get(features)
-        if isinstance(compiled, ray.ObjectRef):
-            compiled = ray.get(compiled)
-        self.predictor = predictor_from(info, model_bytes, load_settings(**settings),
-                                        compiled=compiled)
-        self.features = features
-        self.keep = keep
-        self.timestamp_column = timestamp_column
-        self.columns = columns
-        self.staging = Storage.open(staging)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        firsts, counts = [], []
-        for i in range(len(batch["path"])):
-            unit = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()}
-            if unit["row_group"] is not None and unit["row_group"] != unit["row_group"]:  # NaN
-                unit["row_group"] = None
-            frame = read_unit(unit, self.columns)
-            if self.features is not None:
-                frame = self.features.join(frame, self.timestamp_column)
-            scored = score_frame(self.predictor, frame, self.keep)
-            sink = pa.BufferOutputStream()
-            pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), sink)
-            # replaced atomically: a retried unit rewrites its own file, whole
-            self.staging.write_bytes(_part_name(unit["first_row_id"]),
-                                     sink.getvalue().to_pybytes())
-            firsts.append(unit["first_row_id"])
-            counts.append(len(scored))
-        return {"first_row_id": np.asarray(firsts, dtype=np.int64), "rows": np.asarray(counts, dtype=np.int64)}
-
-
-def _part_name(first_row_id: int) -> str:
+def part_name(first_row_id: int) -> str:
+    """The part file of the unit whose first row id this is."""
     return f"part-{first_row_id:012d}.parquet"
 
 
@@ -202,7 +151,7 @@ def _verify_exactly_once(staging: Storage, units: list[Any]) -> None:
     """
     import pyarrow.parquet as pq
 
-    expected = {_part_name(u.first_row_id): u.rows for u in units}
+    expected = {part_name(u.first_row_id): u.rows for u in units}
     found = [key for key in staging.list() if "/" not in key]
     problems = sorted(set(found) ^ set(expected))
     for name in found:
@@ -229,7 +178,8 @@ def batch_predict(
     rows_per_unit: int = 100_000,
     cpus_per_worker: float = 0.5,
     overwrite: bool = False,
-    show_progress: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    pool_idle_s: float | None = None,
 ) -> BatchResult:
     """Score every row of ``input_path`` with ``model`` (``NAME``, ``NAME@ALIAS`` or ``ref``).
 
@@ -237,6 +187,11 @@ def batch_predict(
     in path order), ``keep_columns``, ``prediction``, ``score``, ``proba_<class>`` for a
     multi-class model (see :func:`score_frame`), ``model_name`` and ``model_version``, plus
     ``_manifest.json``. Needs a connected platform (``raymlops.init``).
+
+    ``workers``: scoring actors (default: as many as units, free CPUs and the cluster's CPUs
+    allow; at least one). ``progress(rows_done, rows_total)`` is called as units finish.
+    ``pool_idle_s``: how long the actors this job starts stay warm (default: the platform's
+    ``scoring_pool_idle_s``; 0: they end with the job).
     """
     import ray
 
@@ -274,23 +229,25 @@ def batch_predict(
         ts_col = ts_col or "event_timestamp"
     _check_columns(units[0], columns or list(keep_columns))
 
-    cluster_cpus = ray.cluster_resources().get("CPU", 1.0)
-    workers = workers or max(1, min(len(units), int(cluster_cpus // cpus_per_worker) - 1, int(cluster_cpus)))
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = show_progress
+    idle_s = settings.scoring_pool_idle_s if pool_idle_s is None else pool_idle_s
+    workers = workers or choose_workers(len(units), cpus_per_worker,
+                                        ray.cluster_resources().get("CPU", 1.0),
+                                        ray.available_resources().get("CPU", 0.0))
     parent, _, leaf = output.uri.rpartition("/")
     staging = Storage.open(f"{parent}/.{leaf}.staging-{uuid.uuid4().hex[:8]}")
+    members: list[Any] = []
     try:
         staging.ensure_folder()
-        ds = ray.data.from_items([u.to_dict() for u in units], override_num_blocks=len(units))
-        done = ds.map_batches(
-            _Scorer,
-            fn_constructor_args=(info, model_ref, features_ref, settings.model_dump(mode="json"),
-                                 list(keep_columns), ts_col, columns, staging.uri, compiled_ref),
-            batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=cpus_per_worker,
-        )
-        written = sum(int(b["rows"].sum()) for b in done.iter_batches(batch_size=None, batch_format="numpy"))
+        job = {"staging": staging.uri, "keep": list(keep_columns), "timestamp_column": ts_col,
+               "columns": columns, "features": [features_ref] if features_ref is not None else []}
+
+        def start() -> Any:
+            return scoring_pool.start_member(info, model_ref, compiled_ref, settings, idle_s)
+
+        members = scoring_pool.acquire(info, model_ref, compiled_ref, settings, workers, idle_s)
+        with scoring_pool.Reservation(len(members), cpus_per_worker):
+            written = dispatch_units(members, job, [u.to_dict() for u in units], start,
+                                     lambda done: progress and progress(done, total))
         if written != total:
             raise RaymlopsError(f"scored {written} rows of {total}; nothing was published")
         if staging.is_local:  # temp files of units whose actor was killed mid-write
@@ -310,6 +267,69 @@ def batch_predict(
         if cause is not None:
             raise cause from None
         raise
+    finally:
+        if idle_s <= 0:  # pooling off: this job's actors go with it
+            for member in members:
+                scoring_pool.retire(member)
+
+
+def choose_workers(units: int, cpus_per_worker: float, cluster_cpus: float,
+                   free_cpus: float) -> int:
+    """Scoring actors for a job of ``units`` units: never more than units (a small input
+    gets one actor, not a pool it cannot use), nor than the free CPUs hold (warm actors of
+    other work keep theirs), nor than the cluster's CPUs less one worker's share (the
+    driver and the platform actors run too); at least one."""
+    by_cluster = int(cluster_cpus // cpus_per_worker) - 1
+    by_free = int(free_cpus // cpus_per_worker)
+    return max(1, min(units, by_cluster, by_free, int(max(cluster_cpus, 1))))
+
+
+# A unit is scored again after its actor died at most this often; more means something
+# kills every actor that takes it (e.g. it does not fit in memory), not bad luck.
+MAX_ATTEMPTS = 4
+IN_FLIGHT_PER_ACTOR = 2  # one scoring, the next one already queued at the actor
+
+
+def dispatch_units(members: list[Any], job: dict[str, Any], units: list[dict[str, Any]],
+                   start: Callable[[], Any], on_rows: Callable[[int], Any]) -> int:
+    """Score ``units`` on ``members`` (pool actors), two in flight per actor; rows written.
+
+    An actor that dies (killed, its node lost) is replaced by ``start()`` once, and every
+    unit it had is queued again. A typed error raised while scoring (bad input) ends the job.
+    """
+    import ray
+    from ray.exceptions import RayActorError
+
+    members = list(members)
+    queue = deque(units)
+    attempts: Counter[int] = Counter()
+    in_flight: dict[Any, tuple[int, str, dict[str, Any]]] = {}
+    load = [0] * len(members)
+    written = 0
+    while queue or in_flight:
+        for slot, member in enumerate(members):
+            while load[slot] < IN_FLIGHT_PER_ACTOR and queue:
+                unit = queue.popleft()
+                in_flight[member.handle.score.remote(job, unit)] = (slot, member.name, unit)
+                load[slot] += 1
+        (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+        slot, name, unit = in_flight.pop(ref)
+        load[slot] -= 1
+        try:
+            _, rows = ray.get(ref)
+        except RayActorError as exc:
+            attempts[unit["first_row_id"]] += 1
+            if attempts[unit["first_row_id"]] >= MAX_ATTEMPTS:
+                raise RaymlopsError(
+                    f"the unit at row {unit['first_row_id']} lost its scoring actor "
+                    f"{MAX_ATTEMPTS} times; nothing was published") from exc
+            queue.appendleft(unit)
+            if members[slot].name == name:  # the first of its units to fail: replace it
+                members[slot] = start()
+            continue
+        written += rows
+        on_rows(written)
+    return written
 
 
 def _check_columns(unit: Any, needed: list[str]) -> None:

@@ -85,7 +85,7 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(
         def nodes_of(kinds: list[list[str]], needle: str) -> set[str]:
             return {row[1] for row in kinds if needle in row[0]}
 
-        assert nodes_of(placed["actors"], "_Scorer") & workers, "no scoring actor on a worker"
+        assert nodes_of(placed["actors"], "Scorer") & workers, "no scoring actor on a worker"
         assert nodes_of(placed["actors"], "ServeReplica") & workers, "no replica on a worker"
         assert nodes_of(placed["actors"], "ImplicitFunc") & workers or \
             nodes_of(placed["actors"], "trainable") & workers, "no Tune trial on a worker"
@@ -123,7 +123,7 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(
             assert batch.poll() is None, "the batch finished before a host could be killed"
             now = json.loads(on_head(str(BIN / "python"), "-c", PROBE, gcs).stdout)
             busy = {now["nodes"].get(a[1]) for a in now["actors"]
-                    if "_Scorer" in a[0] and a[2] == "ALIVE"}
+                    if "Scorer" in a[0] and a[2] == "ALIVE"}
             return next((i for i, w in enumerate(hosts.workers) if w.address in busy), None)
 
         spotted: list[int] = []

@@ -67,8 +67,7 @@ def test_batch_scores_with_point_in_time_features_like_the_model_in_process(
     model, features, info = delay_model
     feb = _month(2)
     src = _write_input(tmp_path / "in", feb, row_group_size=4000)
-    result = batch_predict(f"{MODEL}@champion", src, tmp_path / "out", keep_columns=["origin"],
-                           show_progress=False)
+    result = batch_predict(f"{MODEL}@champion", src, tmp_path / "out", keep_columns=["origin"])
     assert result.version == info["version"] and result.rows == len(feb)
     assert result.feature_service == "delay_model"
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id").reset_index(drop=True)
@@ -90,19 +89,17 @@ def test_existing_output_is_refused_and_missing_columns_fail_before_any_work(del
     src = _write_input(tmp_path / "in", feb, row_group_size=1000)
     (tmp_path / "out").mkdir()
     with pytest.raises(ConflictError):
-        batch_predict(MODEL, src, tmp_path / "out", show_progress=False)
+        batch_predict(MODEL, src, tmp_path / "out")
     bad = tmp_path / "bad"
     bad.mkdir()
     pq.write_table(pa.Table.from_pandas(feb[["origin", "hour"]]), bad / "x.parquet")
     with pytest.raises(SchemaMismatchError, match="tailnum"):
-        batch_predict(MODEL, bad, tmp_path / "out2", show_progress=False)
+        batch_predict(MODEL, bad, tmp_path / "out2")
     assert not (tmp_path / "out2").exists()
     assert not any(p.name.startswith(".out2") for p in tmp_path.iterdir())  # no staging left
 
 
 def test_every_row_appears_once_when_a_scoring_worker_is_killed_mid_job(delay_model, tmp_path: Path) -> None:
-    import psutil
-
     feb = pd.concat([_month(2), _month(3)], ignore_index=True)
     src = _write_input(tmp_path / "in", feb, row_group_size=1500)
     outcome: dict[str, object] = {}
@@ -110,7 +107,7 @@ def test_every_row_appears_once_when_a_scoring_worker_is_killed_mid_job(delay_mo
     def run() -> None:
         try:
             outcome["result"] = batch_predict(MODEL, src, tmp_path / "out", workers=2,
-                                              rows_per_unit=1500, show_progress=False)
+                                              rows_per_unit=1500)
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             outcome["error"] = exc
 
@@ -121,11 +118,9 @@ def test_every_row_appears_once_when_a_scoring_worker_is_killed_mid_job(delay_mo
     while killed is None and job.is_alive() and time.monotonic() < deadline:
         staging = [p for p in tmp_path.iterdir() if p.name.startswith(".out.staging")]
         written = [f for s in staging for f in s.glob("*.parquet")]
-        # Ray titles an actor's process "ray::<Class>.<method>"; the pool's are MapWorker(_Scorer).
-        scorers = [p for p in psutil.process_iter(["pid", "cmdline"])
-                   if "_Scorer" in " ".join(p.info["cmdline"] or [])]
+        scorers = _pool_pids(MODEL)  # this model's actors only (other pools may be warm)
         if written and scorers:
-            killed = scorers[0].info["pid"]
+            killed = scorers[0]
             os.kill(killed, signal.SIGKILL)
         time.sleep(0.05)
     still_running_after_kill = job.is_alive()
@@ -135,6 +130,89 @@ def test_every_row_appears_once_when_a_scoring_worker_is_killed_mid_job(delay_mo
     out = pd.read_parquet(tmp_path / "out", columns=["row_id"])
     assert len(out) == len(feb)
     assert sorted(out["row_id"]) == list(range(len(feb)))
+
+
+def _pool_pids(model: str, version: int | None = None) -> list[int]:
+    import ray
+
+    from raymlops.serving.scoring_pool import pool_names
+
+    pids = []
+    for name in pool_names(model, version):
+        try:
+            pids.append(ray.get(ray.get_actor(name).describe.remote(), timeout=30)["pid"])
+        except Exception:  # noqa: BLE001 - ending meanwhile
+            continue
+    return pids
+
+
+def _scores(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out).sort_values("row_id").reset_index(drop=True)
+
+
+def test_a_second_job_of_the_same_version_scores_on_the_warm_pool(delay_model, platform,
+                                                                  tmp_path: Path) -> None:
+    from raymlops.serving.scoring_pool import describe_pools, pool_names
+
+    _, _, info = delay_model
+    feb = _month(2).head(6000)
+    src = _write_input(tmp_path / "in", feb, row_group_size=1000)
+    first = batch_predict(MODEL, src, tmp_path / "one", workers=2, rows_per_unit=1000)
+    warm = pool_names(MODEL, info["version"])
+    pids = sorted(_pool_pids(MODEL, info["version"]))
+    assert len(warm) >= 2 and len(pids) == len(warm)
+    before = {r["actor"]: r["units"] for r in describe_pools(platform.settings.namespace)}
+    second = batch_predict(MODEL, src, tmp_path / "two", workers=2, rows_per_unit=1000)
+    assert pool_names(MODEL, info["version"]) == warm  # no actor started, none lost
+    assert sorted(_pool_pids(MODEL, info["version"])) == pids
+    after = {r["actor"]: r for r in describe_pools(platform.settings.namespace)}
+    assert sum(after[a]["units"] - before[a] for a in warm) == second.units == 6
+    assert all(after[a]["model"] == MODEL and after[a]["version"] == info["version"] for a in warm)
+    assert second.seconds < first.seconds * 10  # sanity only; the speed is the benchmark's
+    pd.testing.assert_frame_equal(_scores(tmp_path / "one"), _scores(tmp_path / "two"))
+
+
+def test_a_small_input_takes_one_actor_and_scores_like_the_distributed_path(
+        delay_model, tmp_path: Path) -> None:
+    """Size-aware: one unit, one actor; the same rows and scores as two actors on 500-row
+    units of the same input."""
+    feb = _month(2).head(1200)
+    src = _write_input(tmp_path / "in", feb, row_group_size=1000)
+    small = batch_predict(MODEL, src, tmp_path / "small", rows_per_unit=100_000)
+    spread = batch_predict(MODEL, src, tmp_path / "spread", workers=2, rows_per_unit=500)
+    assert small.units == 2 and spread.units >= 3  # one unit per file at most 100k rows
+    pd.testing.assert_frame_equal(_scores(tmp_path / "small"), _scores(tmp_path / "spread"))
+
+
+def test_a_new_version_replaces_the_pool_and_idle_pools_end(flights_features, registry,
+                                                              tmp_path: Path) -> None:
+    """Version 2 promoted: the next job scores on v2 actors only, and v1's actors end. Actors
+    started with a short idle timeout end by themselves once idle."""
+    from sklearn.linear_model import LogisticRegression
+
+    from raymlops.serving.scoring_pool import pool_names
+    from tests.eventually import eventually
+
+    name = "batch-pool-life"
+    train = _month(1).head(3000)
+    X, y = train[OWN], train["delayed"].astype(int)
+    v1 = registry.register(name, LogisticRegression().fit(X, y), input_example=X.head(5),
+                           aliases=["champion"])
+    src = tmp_path / "in"
+    src.mkdir()
+    pq.write_table(pa.Table.from_pandas(_month(2).head(2000)[OWN]), src / "x.parquet")
+    batch_predict(name, src, tmp_path / "v1", pool_idle_s=600)
+    assert pool_names(name, v1["version"])
+    v2 = registry.register(name, LogisticRegression(C=0.01).fit(X, y), input_example=X.head(5),
+                           aliases=["champion"])
+    out = batch_predict(name, src, tmp_path / "v2", pool_idle_s=3)
+    assert out.version == v2["version"]
+    assert set(pd.read_parquet(tmp_path / "v2")["model_version"]) == {v2["version"]}
+    eventually(lambda: not pool_names(name, v1["version"]), timeout=60,
+               what="version 1's pool retired")
+    assert pool_names(name, v2["version"])  # warm right after the job ...
+    eventually(lambda: not pool_names(name, v2["version"]), timeout=60,
+               what="version 2's pool ended after 3 idle seconds")  # ... and gone once idle
 
 
 def test_the_training_data_schema_is_stored_with_the_version(delay_model, registry) -> None:
@@ -179,7 +257,7 @@ def test_a_compiled_pipeline_scores_the_batch_like_the_original(flights_features
     assert info["meta"]["compiled"]["serves"], info["meta"]["compiled"]
     feb = _month(2).head(3000)
     src = _write_input(tmp_path / "in", feb, row_group_size=1000)
-    batch_predict(f"{name}@champion", src, tmp_path / "out", show_progress=False)
+    batch_predict(f"{name}@champion", src, tmp_path / "out")
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id").reset_index(drop=True)
     expected = model.predict_proba(flights_features.get_historical_features(
         "delay_model", feb, "sched_dep_ts", engine="local")[features])[:, 1]
