@@ -40,13 +40,13 @@ def predict(
 
     from raymlops.serving.batch import batch_predict, validate_keep
 
-    with Progress(TextColumn("[bold]scoring[/] {task.completed:,.0f} / {task.total:,.0f} rows"),
-                  BarColumn(), TimeElapsedColumn(), console=err_console, disable=as_json,
+    with Progress(TextColumn("[bold]scoring[/] {task.description}"), BarColumn(),
+                  TimeElapsedColumn(), console=err_console, disable=as_json,
                   transient=True) as bar:
-        task = bar.add_task("rows", total=None)
+        task = bar.add_task("planning units", total=None)
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, description=f"{done:,} / {total:,} rows")
 
         result = batch_predict(model, input, output, settings=ctx.obj.settings(),
                                keep_columns=validate_keep(keep), workers=workers,

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from raymlops.serving.scoring_pool import POOL_PREFIX
+
 from tests.conftest import REPO
 from tests.e2e.hosts import s3_cluster, wait_for
 
@@ -85,12 +87,13 @@ def test_three_hosts_run_the_loop_and_survive_a_dead_host(
         def nodes_of(kinds: list[list[str]], needle: str) -> set[str]:
             return {row[1] for row in kinds if needle in row[0]}
 
-        assert nodes_of(placed["actors"], "Scorer") & workers, "no scoring actor on a worker"
+        # (scoring actors on a worker host: the many-unit batch below waits for them; the
+        # demo's months are one unit each, which one actor scores, wherever it was placed)
         assert nodes_of(placed["actors"], "ServeReplica") & workers, "no replica on a worker"
         assert nodes_of(placed["actors"], "ImplicitFunc") & workers or \
             nodes_of(placed["actors"], "trainable") & workers, "no Tune trial on a worker"
         platform_actors = [r for r in placed["actors"] if r[3].startswith("raymlops-")
-                           and r[2] == "ALIVE"]
+                           and not r[3].startswith(POOL_PREFIX) and r[2] == "ALIVE"]
         assert platform_actors and all(r[1] == head for r in platform_actors), platform_actors
         assert {r[1] for r in placed["tasks"]} & workers, "no Ray task on a worker"
 
