@@ -1,11 +1,13 @@
-"""Batch prediction benchmark: raymlops (Ray Data, actor pool) vs a single-process pandas loop.
+"""Batch prediction benchmark: raymlops (warm scoring pool) vs a single-process pandas loop.
 
 Input: every 2013 flight, repeated to >= 2M rows, in Parquet (row groups of 100k rows).
 Models, on flight fields + point-in-time weather + plane features (FeatureService
 `delay_model`): histogram gradient boosting (whose predict already runs on every core in the
 baseline, through OpenMP) and a logistic-regression pipeline (single-threaded predict). Both sides do the same work per chunk -- read, point-in-time
 join (the same ``HistoricalFeatures.join``), ``predict_proba``, write Parquet -- so the ratio
-is what running it on Ray Data buys. Target (issue #6): >= 1.5x rows/s on 2 cores.
+is what raymlops' batch path buys. The first round's job starts the version's scoring actors
+(cold); later rounds find them warm. Issue #6's target (>= 1.5x on 2 cores) is replaced by
+issue #19's, measured across sizes by ``scale_bench.py``.
 
     python benchmarks/batch_bench.py [--copies 6] [--rounds 2]
 """
@@ -149,7 +151,7 @@ def main() -> None:
         rs, bs = median(ray_s), median(base_s)
         ratios.append(bs / rs)
         rows_md.append(f"| {key} | pandas loop, one process (baseline) | {bs:.1f} | {total / bs:,.0f} | 1.00 |")
-        rows_md.append(f"| {key} | `raymlops batch predict` (Ray Data, {cpus} CPUs) | {rs:.1f} | {total / rs:,.0f} | **{bs / rs:.2f}x** |")
+        rows_md.append(f"| {key} | `raymlops batch predict` (first job cold, then warm; {cpus} CPUs) | {rs:.1f} | {total / rs:,.0f} | **{bs / rs:.2f}x** |")
         rows_md.append(f"| {key} | bound: {cpus} one-thread actors, zero overhead (Amdahl) | - | - | {bound:.2f}x |")
     table = "\n".join(rows_md)
     worst = min(ratios)
@@ -161,17 +163,18 @@ Input: {total:,} flights ({args.copies} copies of 2013) in Parquet, row groups o
 |---|---|---:|---:|---:|
 {table}
 
-Target: >= 1.5x the pandas loop on 2 cores: {"met" if worst >= 1.5 else "**missed**"} (worst model {worst:.2f}x).
+Issue #6's target (>= 1.5x the pandas loop on 2 cores) is replaced by issue #19's, which
+`scale_bench.py` measures from 2M to 20M rows, warm and cold (see "Scale" below); worst model
+here {worst:.2f}x.
 
 Reading it: the "bound" row is measured in this run: the baseline's work on one file with
-every core (as the baseline runs) and on one thread (as each Ray scoring actor runs). Where
-`predict` already uses both cores in the baseline (OpenMP for HGB, BLAS), {cpus} one-thread
-actors cannot be faster than that bound even with no overhead at all; the target is above the
-bound for {", ".join(k for k, b in bounds.items() if b < 1.5) or "no model"}. Each scoring actor also pays
-~2.5-6 s before its first unit (a fresh Ray worker; importing `skops.io` imports every
-scikit-learn estimator, and torch through scikit-learn's array-API shim), which input of a few million rows, at ~0.1 s of work per 100k rows,
-does not win back. What the Ray path buys is exactly-once output, point-in-time features and
-the same code across hosts (proven on 3 test hosts with S3 storage: see "Three hosts" below).
+every core (as the baseline runs) and on one thread (as each scoring actor runs). It is the
+bound for the scikit-learn model; raymlops scores with the compiled model the registry serves
+when it matched (both models here), whose units are cheaper, so it can pass the bound. The
+median includes the first round, whose job starts the scoring actors (~2.5-3 s: a worker
+process, the scikit-learn/skops/ONNX Runtime imports, the model mapped); later jobs of the same
+version find them warm. What the path also buys is exactly-once output, point-in-time features
+and the same code across hosts (proven on 3 test hosts with S3 storage: see "Three hosts" below).
 """
     print(md)
     write_section("batch", md)

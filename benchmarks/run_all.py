@@ -14,7 +14,8 @@ HERE = Path(__file__).resolve().parent
 # script -> the results section it writes (benchmarks/results/<section>.md)
 BENCHMARKS = {"cold_up.py": "cold_up", "registry_bench.py": "registry", "features_bench.py": "features",
               "serve_bench.py": "serving",
-              "serve_champion_bench.py": "serving_champion", "batch_bench.py": "batch", "drift_bench.py": "drift",
+              "serve_champion_bench.py": "serving_champion", "batch_bench.py": "batch",
+              "scale_bench.py": "scale", "drift_bench.py": "drift",
               "tune_bench.py": "tune", "replay_2013.py": "replay", "hosts_bench.py": "hosts"}
 
 
