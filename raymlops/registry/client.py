@@ -19,7 +19,14 @@ from raymlops._actor_client import ActorClient
 from raymlops.config import Settings
 from raymlops.exceptions import RaymlopsError, SchemaMismatchError, ValidationError
 from raymlops.registry.actor import lineage_dict
-from raymlops.registry.formats import ArtifactMeta, Predictor, deserialize, digest, serialize
+from raymlops.registry.formats import (
+    ArtifactMeta,
+    DeferredModel,
+    Predictor,
+    deserialize,
+    digest,
+    serialize,
+)
 from raymlops.registry.names import validate_model_name
 from raymlops.registry.records import Lineage
 
@@ -292,13 +299,23 @@ def _schema_bytes(training_data: pd.DataFrame | None, data_schema: dict[str, Any
 
 
 def predictor_from(info: dict[str, Any], data: bytes, settings: Settings,
-                   compiled: bytes | None = None, threads: int = 1) -> Predictor:
+                   compiled: bytes | None = None, threads: int = 1,
+                   defer_original: bool = False) -> Predictor:
     """Bytes + version description -> Predictor (digest checked, pickle only if trusted).
 
     ``compiled``: the version's ONNX bytes (from the registry's ``compiled_ref``, which hands
-    them out only when they matched the original), run with ``threads`` ONNX Runtime threads."""
+    them out only when they matched the original), run with ``threads`` ONNX Runtime threads.
+    ``defer_original``: when the compiled model can run on its own (a scikit-learn model whose
+    record has what that needs), load the original only if something asks for it."""
     meta = ArtifactMeta(**info["meta"])
     trusted = any(info["source"].startswith(p) for p in settings.trusted_sources)
+    if compiled is not None and defer_original:
+        from raymlops.registry.compiled import load_compiled_alone
+
+        alone = load_compiled_alone(compiled, meta, threads=threads)
+        if alone is not None:
+            original = DeferredModel(lambda: deserialize(data, meta, trusted_source=trusted))
+            return Predictor(original, meta, info["name"], int(info["version"]), compiled=alone)
     model = deserialize(data, meta, trusted_source=trusted)
     onnx = None
     if compiled is not None:

@@ -20,6 +20,7 @@ import importlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "DATA_FILES",
     "DATA_SCHEMA_FILE",
     "ArtifactMeta",
+    "DeferredModel",
     "Predictor",
     "deserialize",
     "digest",
@@ -355,6 +357,22 @@ def _float32(data: Any) -> np.ndarray:
     return np.asarray(data, dtype=np.float32)
 
 
+class DeferredModel:
+    """The original model, loaded on first use: a process that only runs the compiled model
+    (a batch scoring actor) never pays for loading it."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
+        self._model: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._model is None:
+            self._model = self._load()
+        return getattr(self._model, name)
+
+
 class Predictor:
     """A loaded model version, ready to predict on a DataFrame; says which version it is."""
 
@@ -367,6 +385,14 @@ class Predictor:
         # The ONNX model that matched the original at registration (raymlops.registry.compiled):
         # when present it answers predict/predict_proba; the original stays for everything else.
         self.compiled = compiled
+
+    @property
+    def classes(self) -> Any:
+        """The class labels (None for a regressor), from the compiled model when it answers,
+        so asking does not load a deferred original."""
+        if self.compiled is not None and getattr(self.compiled, "classes_", None) is not None:
+            return self.compiled.classes_
+        return getattr(self.model, "classes_", None)
 
     @property
     def feature_names(self) -> list[str] | None:
@@ -418,6 +444,8 @@ class Predictor:
                 return np.column_stack([1 - p, p])
             exp = np.exp(logits - logits.max(axis=1, keepdims=True))
             return exp / exp.sum(axis=1, keepdims=True)
+        if self.compiled is not None and self.compiled.classes_ is not None:
+            return self.compiled.predict_proba(frame)
         if not hasattr(self.model, "predict_proba"):
             raise ValidationError(f"model {self.name} v{self.version} has no predict_proba")
         if self.compiled is not None:

@@ -82,7 +82,7 @@ def score_frame(predictor: Any, frame: pd.DataFrame, keep: list[str]) -> pd.Data
     columns: dict[str, np.ndarray] = {}
     if task == "classification":
         proba = np.asarray(predictor.predict_proba(frame), dtype=np.float64)
-        known = getattr(predictor.model, "classes_", None)
+        known = predictor.classes
         if proba.shape[1] == 2:
             score = proba[:, 1]
             classes = known if known is not None else np.array([0, 1])

@@ -59,8 +59,10 @@ class Scorer:
         model_bytes = ray.get(model_ref) if isinstance(model_ref, ray.ObjectRef) else model_ref
         compiled = (ray.get(compiled_ref) if isinstance(compiled_ref, ray.ObjectRef)
                     else compiled_ref)
+        # the original loads only if the compiled model cannot answer alone (skops would
+        # import all of scikit-learn: ~1.7 s of a cold start)
         self.predictor = predictor_from(info, model_bytes, load_settings(**settings),
-                                        compiled=compiled)
+                                        compiled=compiled, defer_original=True)
         self.units = 0
         self.rows = 0
         self.retiring = False
