@@ -14,35 +14,19 @@ import pandas as pd
 import pytest
 
 from raymlops.config import load_settings
-from raymlops.registry.client import _infer_signature, predictor_from
-from raymlops.registry.compiled import compile_model, load_compiled_alone
-from raymlops.registry.formats import DeferredModel, serialize
+from raymlops.registry.client import predictor_from
+from raymlops.registry.compiled import load_compiled_alone
+from raymlops.registry.formats import DeferredModel
 from raymlops.serving.batch import score_frame
-from raymlops.training.families import TrainData, train_steps
+from tests.unit.compiled_versions import compiled_version
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _version(family: str, tmp_path: Path) -> tuple[dict, bytes, bytes, pd.DataFrame]:
-    rng = np.random.default_rng(0)
-    n = 600
-    X = pd.DataFrame({"carrier": rng.choice(["AA", "UA", "DL"], n).astype(object),
-                      "hour": rng.integers(5, 23, n).astype(np.float64),
-                      "weather__temp": rng.normal(50, 10, n)})
-    y = ((X["weather__temp"] > 50) ^ (X["carrier"] == "UA")).astype(int).to_numpy()
-    data = TrainData(X[:400], y[:400], X[400:], y[400:], ["hour", "weather__temp"], ["carrier"],
-                     "binary")
-    params = {"logreg": {"C": 1.0}, "hgb": {"learning_rate": 0.1, "max_leaf_nodes": 15,
-                                             "min_samples_leaf": 10, "l2_regularization": 0.0}}[family]
-    *_, (_, model, _) = train_steps(family, params, data, 2, seed=0)
-    columns = data.columns_for(family)
-    sig = _infer_signature(model, X[columns].head(5)).to_dict()
-    onnx, report = compile_model(model, X[columns], "classification")
-    assert report.serves, report.reason
-    blob, meta = serialize(model, feature_names=columns, signature=sig)
-    meta = dataclasses.replace(meta, compiled=json.loads(json.dumps(report.to_dict())))
+    _, meta, blob, onnx, X = compiled_version(family)
     info = {"name": "m", "version": 1, "source": str(tmp_path), "meta": dataclasses.asdict(meta)}
-    return info, blob, onnx, X[columns]
+    return info, blob, onnx, X
 
 
 @pytest.mark.parametrize("family", ["logreg", "hgb"])

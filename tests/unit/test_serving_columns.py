@@ -6,7 +6,6 @@ an online cache) is asked the same requests both ways: as a DataFrame (the panda
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -14,15 +13,14 @@ import pandas as pd
 import pytest
 
 from raymlops.exceptions import ValidationError
-from raymlops.registry.client import _infer_signature
-from raymlops.registry.compiled import compile_model, load_compiled
-from raymlops.registry.formats import Predictor, serialize
+from raymlops.registry.compiled import load_compiled
+from raymlops.registry.formats import Predictor
 from raymlops.serving.columns import Columns, Prepared, check_columns
 from raymlops.serving.enrich import Enrichment
 from raymlops.serving.protocol import Limits, parse_invocations
 from raymlops.serving.schema import ColumnSpec, InputSchema
 from raymlops.serving.version import LoadedVersion
-from raymlops.training.families import TrainData, train_steps
+from tests.unit.compiled_versions import compiled_version
 
 WEATHER = {"JFK": 30.0, "EWR": 70.0}
 
@@ -36,23 +34,8 @@ class Cache:
 
 
 def _predictor(family: str) -> Predictor:
-    rng = np.random.default_rng(0)
-    n = 600
-    X = pd.DataFrame({"carrier": rng.choice(["AA", "UA", "DL"], n).astype(object),
-                      "hour": rng.integers(5, 23, n).astype(np.float64),
-                      "weather__temp": rng.normal(50, 10, n)})
-    y = ((X["weather__temp"] > 50) ^ (X["carrier"] == "UA")).astype(int).to_numpy()
-    data = TrainData(X[:400], y[:400], X[400:], y[400:], ["hour", "weather__temp"], ["carrier"], "binary")
-    params = {"logreg": {"C": 1.0}, "hgb": {"learning_rate": 0.1, "max_leaf_nodes": 15,
-                                             "min_samples_leaf": 10, "l2_regularization": 0.0}}[family]
-    *_, (_, model, _) = train_steps(family, params, data, 2, seed=0)
-    columns = data.columns_for(family)
-    sig = _infer_signature(model, X[columns].head(5)).to_dict()
-    blob, report = compile_model(model, X[columns], "classification")
-    assert report.serves, report.reason
-    _, meta = serialize(model, feature_names=columns, signature=sig)
-    meta = dataclasses.replace(meta, compiled=report.to_dict())
-    return Predictor(model, meta, "m", 1, compiled=load_compiled(blob, model, meta))
+    model, meta, _, onnx, _ = compiled_version(family)
+    return Predictor(model, meta, "m", 1, compiled=load_compiled(onnx, model, meta))
 
 
 @pytest.fixture(scope="module", params=["logreg", "hgb"])
