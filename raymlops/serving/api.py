@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from raymlops.config import Settings, load_settings
@@ -258,7 +259,27 @@ def deploy(
             serve.run(build_gateway(settings), name=GATEWAY_APP, route_prefix="/v2")
     except RuntimeError as exc:
         raise ClusterError(f"serving {name} failed to deploy: {exc}", name=name) from None
+    _wait_routable(f"{settings.serve_url}/models/{name}/ping")
     return status(name, settings=settings)[0]
+
+
+def _wait_routable(url: str, timeout_s: float = 20.0) -> bool:
+    """Wait until ``url`` answers 200: Serve reports an application RUNNING before HAProxy
+    (or its proxy) routes to it, and a request in between got a 404 from the proxy. Returns
+    False after ``timeout_s`` (a driver that cannot reach the endpoint is not an error)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our URL
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def undeploy(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
