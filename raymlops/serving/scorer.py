@@ -7,13 +7,16 @@ one job and writes its part file itself, so predictions never travel through the
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
 import ray
 
-from raymlops.serving.scoring_pool import IdleTimer
+from raymlops.serving.batch_input import read_unit
+from raymlops.serving.scoring import part_name, score_frame
 
-__all__ = ["Scorer", "score_unit"]
+__all__ = ["IdleTimer", "Scorer", "score_unit"]
 
 
 def score_unit(predictor: Any, features: Any, unit: dict[str, Any], job: dict[str, Any],
@@ -26,8 +29,6 @@ def score_unit(predictor: Any, features: Any, unit: dict[str, Any], job: dict[st
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from raymlops.serving.batch import part_name, score_frame
-    from raymlops.serving.batch_input import read_unit
 
     if unit.get("row_group") is not None and unit["row_group"] != unit["row_group"]:  # NaN
         unit = {**unit, "row_group": None}
@@ -39,6 +40,44 @@ def score_unit(predictor: Any, features: Any, unit: dict[str, Any], job: dict[st
     pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), sink)
     staging.write_bytes(part_name(unit["first_row_id"]), sink.getvalue().to_pybytes())
     return len(scored)
+
+
+class IdleTimer:
+    """Calls ``expire`` once nothing was used for ``idle_s`` seconds (0: never)."""
+
+    def __init__(self, idle_s: float, expire: Any) -> None:
+        self.idle_s = idle_s
+        self.last_used = time.monotonic()
+        self.busy = 0
+        self._lock = threading.Lock()
+        self._expire = expire
+        if idle_s > 0:
+            threading.Thread(target=self._watch, name="scoring-pool-idle", daemon=True).start()
+
+    def __enter__(self) -> IdleTimer:
+        with self._lock:
+            self.busy += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.busy -= 1
+            self.last_used = time.monotonic()
+
+    def idle_for(self) -> float:
+        with self._lock:
+            return 0.0 if self.busy else time.monotonic() - self.last_used
+
+    def expired(self) -> bool:
+        return self.idle_s > 0 and self.idle_for() >= self.idle_s
+
+    def _watch(self) -> None:
+        while True:
+            wait = self.idle_s - self.idle_for()
+            if wait <= 0:
+                self._expire()
+                wait = self.idle_s  # asked; if work came in meanwhile, look again later
+            time.sleep(max(wait, 0.05))
 
 
 @ray.remote(max_concurrency=1, concurrency_groups={"control": 1})

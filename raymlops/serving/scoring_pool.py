@@ -28,8 +28,6 @@ How the pieces fit:
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -154,55 +152,15 @@ class Reservation:
         from ray.util.placement_group import placement_group
 
         self.group = placement_group([{"CPU": cpus_per_worker}] * workers, strategy="SPREAD")
-        self._ready = False
         self.timeout_s = timeout_s
 
     def __enter__(self) -> Reservation:
         import ray
 
-        ready, _ = ray.wait([self.group.ready()], timeout=self.timeout_s)
-        self._ready = bool(ready)  # not placed in time: score anyway, uncounted
+        ray.wait([self.group.ready()], timeout=self.timeout_s)  # not placed in time: score anyway
         return self
 
     def __exit__(self, *exc: object) -> None:
         from ray.util.placement_group import remove_placement_group
 
         remove_placement_group(self.group)
-
-
-class IdleTimer:
-    """Calls ``expire`` once nothing was used for ``idle_s`` seconds (0: never)."""
-
-    def __init__(self, idle_s: float, expire: Any) -> None:
-        self.idle_s = idle_s
-        self.last_used = time.monotonic()
-        self.busy = 0
-        self._lock = threading.Lock()
-        self._expire = expire
-        if idle_s > 0:
-            threading.Thread(target=self._watch, name="scoring-pool-idle", daemon=True).start()
-
-    def __enter__(self) -> IdleTimer:
-        with self._lock:
-            self.busy += 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self.busy -= 1
-            self.last_used = time.monotonic()
-
-    def idle_for(self) -> float:
-        with self._lock:
-            return 0.0 if self.busy else time.monotonic() - self.last_used
-
-    def expired(self) -> bool:
-        return self.idle_s > 0 and self.idle_for() >= self.idle_s
-
-    def _watch(self) -> None:
-        while True:
-            wait = self.idle_s - self.idle_for()
-            if wait <= 0:
-                self._expire()
-                wait = self.idle_s  # asked; if work came in meanwhile, look again later
-            time.sleep(max(wait, 0.05))

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from raymlops.serving.batch import choose_workers
-from raymlops.serving.scoring_pool import IdleTimer
+from raymlops.serving.scorer import IdleTimer
 
 
 @pytest.mark.parametrize("units,cluster,free,expected", [
