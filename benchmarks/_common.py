@@ -40,7 +40,8 @@ def write_section(name: str, markdown: str) -> Path:
     return path
 
 
-def flights_platform(prefix: str, num_cpus: int | None = None) -> tuple[object, object, Path]:
+def flights_platform(prefix: str, num_cpus: int | None = None,
+                     object_store_memory: int | None = None) -> tuple[object, object, Path]:
     """A local Ray + raymlops platform in a fresh temp root with the flights feature store
     applied and weather/planes ingested: (settings, FeatureStoreClient, root)."""
     import os
@@ -55,7 +56,7 @@ def flights_platform(prefix: str, num_cpus: int | None = None) -> tuple[object, 
 
     root = Path(tempfile.mkdtemp(prefix=prefix))
     ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False, namespace="raymlops")
+             log_to_driver=False, namespace="raymlops", object_store_memory=object_store_memory)
     settings = raymlops.init(load_settings(storage_root=root / "root")).settings
     fs = FeatureStoreClient.connect(settings)
     fs.apply(DEFINITIONS)

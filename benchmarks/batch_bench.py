@@ -33,7 +33,7 @@ OWN = ["hour", "distance"]
 def pandas_loop(src: Path, out: Path, predictor, features, keep: list[str]) -> int:
     """The baseline: one process, chunk by chunk (row group by row group)."""
     from raymlops.serving.batch import score_frame
-    from raymlops.serving.batch_input import plan_units, read_unit
+    from raymlops.tabular_input import plan_units, read_unit
 
     out.mkdir(parents=True)
     rows = 0
@@ -56,7 +56,7 @@ def ceiling(src: Path, predictor, features, keep: list[str], workers: int) -> tu
     from threadpoolctl import threadpool_limits
 
     from raymlops.serving.batch import score_frame
-    from raymlops.serving.batch_input import plan_units, read_unit
+    from raymlops.tabular_input import plan_units, read_unit
 
     import io
 

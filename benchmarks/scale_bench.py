@@ -1,4 +1,4 @@
-"""Scale: batch prediction's cost per row from 2M to 20M rows, warm and cold, with memory.
+"""Scale: cost per row and memory of batch prediction, drift and historical retrieval, 2M-20M rows.
 
 Input: the 2013 flights replicated (copy k shifted by k seconds, so every row is distinct and
 still joins the same hourly weather), one Parquet file per copy, row groups of 100k; a size
@@ -12,7 +12,14 @@ regression) on flight fields + point-in-time weather and plane features. For eac
 - peak RSS of the driver and of the scoring actors during each job (sampled every 0.2 s);
 - per-row time relative to the smallest size, and the log-log slope of time against rows.
 
+Drift: ``drift_report`` on 1M..16M rows per side. Retrieval: the ``delay_model`` service
+joined onto the same inputs, file to file, by ``write_historical_features`` against the
+in-process engine and ``pandas.merge_asof`` (those up to ``--local-max``).
+``--object-store-mb 1024`` reruns each part at its largest size with Ray's object store
+capped, and reports what was spilled (section ``scale-capped``).
+
     python benchmarks/scale_bench.py [--sizes 2,5,10,20] [--models hgb,logreg]
+        [--drift-sizes 1,2,4,8,16] [--parts batch,drift,retrieval] [--object-store-mb N]
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -152,14 +161,84 @@ def drift_scale(settings, work: Path, millions: list[int]) -> list[dict]:
     drift_report(*inputs[millions[0]])  # warm Ray's workers, as a running platform has them
     rows = []
     for n in millions:
+        spilled = spilled_bytes()
         with PeakRss(settings.namespace, ray_workers=True) as peak:
             t0 = time.perf_counter()
             result = drift_report(*inputs[n])
             seconds = time.perf_counter() - t0
         rows.append({"rows": n * 1_000_000, "seconds": seconds, "driver": peak.driver,
+                     "spilled": spilled_bytes() - spilled,
                      "workers": peak.workers, "share": result.get("share_drifted")
                      if isinstance(result, dict) else getattr(result, "share_drifted", None)})
         print("drift", rows[-1], flush=True)
+    return rows
+
+
+def spilled_bytes() -> int:
+    """Bytes Ray has spilled from the object store to disk so far (its memory summary)."""
+    import re
+
+    from ray._private.internal_api import memory_summary
+
+    found = re.search(r"Spilled (\d+) MiB", memory_summary(stats_only=True))
+    return int(found.group(1)) * 2**20 if found else 0
+
+
+def merge_asof_join(entity: pd.DataFrame, features, ts: str) -> pd.DataFrame:
+    """The hand-written baseline: ``pandas.merge_asof`` per view (backward, TTL as tolerance),
+    the input's row order restored at the end."""
+    out = entity.assign(_pos=np.arange(len(entity)))
+    out[ts] = out[ts].astype("datetime64[ns, UTC]")
+    out = out.sort_values(ts, kind="stable")
+    for v in features.views:
+        event = v.view.event_timestamp
+        right = v.rows[[*v.entity.join_keys, event, *v.features]].rename(
+            columns={f: f"{v.view.name}__{f}" for f in v.features})
+        right[event] = right[event].astype("datetime64[ns, UTC]")
+        right = right.sort_values(event, kind="stable")
+        out = pd.merge_asof(out, right, left_on=ts, right_on=event, by=list(v.entity.join_keys),
+                            direction="backward", tolerance=v.view.ttl)
+        out = out.drop(columns=[event]) if event != ts else out
+    return out.sort_values("_pos").drop(columns="_pos").reset_index(drop=True)
+
+
+def retrieval_scale(settings, fs, source: Path, work: Path, copies: list[int],
+                    local_max_rows: float) -> list[dict]:
+    """Historical retrieval, file to file, at each size: the Ray engine streaming blocks
+    (``write_historical_features``), then, where the input fits in memory, the local engine
+    and ``merge_asof`` (read all, join in this process, write). Ray first at every size so
+    that the baselines' memory, which this process keeps, does not inflate its driver RSS."""
+    ts, out = "sched_dep_ts", work / "out-retrieval"
+    fs.write_historical_features("delay_model", sized(source, work, copies[0]), out, ts)  # warm-up
+    shutil.rmtree(out)
+    rows = []
+    for n in copies:
+        src = sized(source, work, n)
+        spilled = spilled_bytes()
+        with PeakRss(settings.namespace, ray_workers=True) as peak:
+            result = fs.write_historical_features("delay_model", src, out, ts)
+        rows.append({"engine": "ray", "rows": result.rows, "seconds": result.seconds,
+                     "driver": peak.driver, "workers": peak.workers,
+                     "spilled": spilled_bytes() - spilled})
+        shutil.rmtree(out)
+        print("retrieval", rows[-1], flush=True)
+    features = fs.historical_features("delay_model")
+    for n in copies:
+        if n * FLIGHTS_2013 > local_max_rows:
+            break
+        src = sized(source, work, n)
+        for engine in ("local", "merge_asof"):
+            with PeakRss(settings.namespace) as peak:
+                t0 = time.perf_counter()
+                entity = pq.read_table(src).to_pandas()
+                joined = (features.join(entity, ts) if engine == "local"
+                          else merge_asof_join(entity, features, ts))
+                pq.write_table(pa.Table.from_pandas(joined, preserve_index=False), work / "joined.parquet")
+                seconds = time.perf_counter() - t0
+            del entity, joined
+            rows.append({"engine": engine, "rows": n * FLIGHTS_2013, "seconds": seconds,
+                         "driver": peak.driver, "workers": 0, "spilled": 0})
+            print("retrieval", rows[-1], flush=True)
     return rows
 
 
@@ -176,8 +255,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="2,5,10,20", help="millions of rows (about)")
     parser.add_argument("--models", default="hgb,logreg")
     parser.add_argument("--drift-sizes", default="1,2,4,8,16", help="millions of rows per side")
-    parser.add_argument("--parts", default="batch,drift")
+    parser.add_argument("--parts", default="batch,drift,retrieval")
+    parser.add_argument("--local-max", type=float, default=10,
+                        help="largest size (millions) the in-memory retrieval baselines run at")
+    parser.add_argument("--object-store-mb", type=int, default=None,
+                        help="cap Ray's object store; runs each part at its largest size only, "
+                             "without baselines, and reports spilling (section scale-capped)")
     args = parser.parse_args()
+    capped = args.object_store_mb is not None
+    if capped:
+        args.sizes = args.sizes.split(",")[-1]
+        args.drift_sizes = args.drift_sizes.split(",")[-1]
 
     import os
 
@@ -194,8 +282,12 @@ def main() -> None:
 
     cpus = os.cpu_count() or 2
     copies = [max(1, round(float(m) * 1e6 / FLIGHTS_2013)) for m in args.sizes.split(",")]
-    settings, fs, work = flights_platform("scale-bench-")
+    settings, fs, work = flights_platform(
+        "scale-bench-", object_store_memory=args.object_store_mb and args.object_store_mb * 2**20)
     models, registry, features, source = {}, None, None, work / "all"
+    if "batch" in args.parts or "retrieval" in args.parts:
+        write_input(source, max(copies))
+        print(f"input: up to {max(copies) * FLIGHTS_2013:,} rows", flush=True)
     if "batch" in args.parts:
         jan = month_slice(load_flights(), 1).select([*RAW, "delayed"]).to_pandas()
         jan = jan.dropna(subset=["delayed"])
@@ -214,11 +306,9 @@ def main() -> None:
                               feature_service="delay_model", entity_timestamp="sched_dep_ts",
                               aliases=["champion"])
         features = fs.historical_features("delay_model")
-        write_input(source, max(copies))
-        print(f"input: up to {max(copies) * FLIGHTS_2013:,} rows", flush=True)
 
     def job(key: str, src: Path, out: Path) -> tuple[float, PeakRss]:
-        with PeakRss(settings.namespace) as peak:
+        with PeakRss(settings.namespace, ray_workers=capped) as peak:
             t0 = time.perf_counter()
             batch_predict(f"scale-{key}@champion", src, out, settings=settings,
                           keep_columns=["origin"])
@@ -227,7 +317,17 @@ def main() -> None:
         return seconds, peak
 
     results: dict[str, dict] = {}
+    capped_rows: list[dict] = []
     for key in models:
+        if capped:
+            src = sized(source, work, copies[-1])
+            spilled = spilled_bytes()
+            seconds, peak = job(key, src, work / "out-capped")
+            capped_rows.append({"part": f"batch predict ({key}, warm)", "rows": copies[-1] * FLIGHTS_2013,
+                                "seconds": seconds, "driver": peak.driver, "workers": peak.workers,
+                                "spilled": spilled_bytes() - spilled})
+            print(capped_rows[-1], flush=True)
+            continue
         predictor = registry.load(f"scale-{key}", "champion")
         smallest = sized(source, work, copies[0])
         _, _, bound = ceiling(smallest, predictor, features, ["origin"], workers=cpus)
@@ -249,9 +349,20 @@ def main() -> None:
         print(key, "bound", round(bound, 2), "cold", round(cold_s, 1), flush=True)
     drift = (drift_scale(settings, work, [int(m) for m in args.drift_sizes.split(",")])
              if "drift" in args.parts else [])
-    md = render(results, args, cpus) + render_drift(drift, args)
-    print(md)
-    write_section("scale", md)
+    retrieval = (retrieval_scale(settings, fs, source, work, copies,
+                                 0 if capped else args.local_max * 1e6)
+                 if "retrieval" in args.parts else [])
+    if capped:
+        capped_rows += [{"part": "drift report", **r} for r in drift]
+        capped_rows += [{"part": "historical retrieval (ray, to files)", **r}
+                        for r in retrieval if r["engine"] == "ray"]
+        md = render_capped(capped_rows, args)
+        print(md)
+        write_section("scale-capped", md)
+    else:
+        md = render(results, args, cpus) + render_drift(drift, args) + render_retrieval(retrieval, args)
+        print(md)
+        write_section("scale", md)
     from raymlops.cluster import down
 
     down(settings)
@@ -337,6 +448,74 @@ def render_drift(rows: list[dict], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_retrieval(rows: list[dict], args: argparse.Namespace) -> str:
+    if not rows:
+        return ""
+    ray_rows = [r for r in rows if r["engine"] == "ray"]
+    base = ray_rows[0]["seconds"] / ray_rows[0]["rows"]
+    by = {(r["engine"], r["rows"]): r for r in rows}
+    lines = [
+        "",
+        f"### Historical retrieval at scale (`benchmarks/scale_bench.py --parts {args.parts} "
+        f"--sizes {args.sizes} --local-max {args.local_max:g}`)",
+        "",
+        "The `delay_model` FeatureService (weather by origin with a TTL, planes by tailnum) "
+        "joined point-in-time onto the replicated flights, file to file: Parquet in, Parquet "
+        "out. ray: `FeatureStoreClient.write_historical_features` (Ray Data blocks streamed "
+        "through a broadcast join to the writer). local: read everything, the in-process join "
+        "(`engine=\"local\"`), write. merge_asof: read everything, `pandas.merge_asof` per "
+        "view, write. The baselines run up to the `--local-max` size. Peak RSS: the driver, and "
+        "the largest Ray worker process during the job. One run.",
+        "",
+        "| engine | rows | seconds | rows/s | per-row time vs smallest (ray) | ray vs merge_asof | "
+        "driver peak RSS MiB | largest worker RSS MiB | spilled MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        base_row = by.get(("merge_asof", r["rows"]))
+        vs = (f"{base_row['seconds'] / r['seconds']:.2f}x" if r["engine"] == "ray" and base_row
+              else "")
+        per_row = f"{r['seconds'] / r['rows'] / base:.2f}" if r["engine"] == "ray" else ""
+        lines.append(f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.1f} | "
+                     f"{r['rows'] / r['seconds']:,.0f} | {per_row} | {vs} | "
+                     f"{r['driver'] / 2**20:.0f} | {r['workers'] / 2**20:.0f} | "
+                     f"{r['spilled'] / 2**20:.0f} |")
+    first, last = ray_rows[0], ray_rows[-1]
+    per_row = (last["seconds"] / last["rows"]) / base
+    fit = slope([(r["rows"], r["seconds"]) for r in ray_rows]) if len(ray_rows) > 1 else float("nan")
+    memory = last["driver"] / first["driver"]
+    lines += ["", "| target | measured | verdict |", "|---|---:|---|",
+              f"| ray: per-row time at {last['rows'] / 1e6:.0f}M <= 1.3x that at "
+              f"{first['rows'] / 1e6:.0f}M | {per_row:.2f} | {'met' if per_row <= 1.3 else '**missed**'} |",
+              f"| ray: slope of log(time) vs log(rows) <= 1.05 | {fit:.2f} | "
+              f"{'met' if fit <= 1.05 else '**missed**'} |",
+              f"| ray: driver peak RSS at the largest <= 1.5x the smallest | {memory:.2f} | "
+              f"{'met' if memory <= 1.5 else '**missed**'} |"]
+    return "\n".join(lines) + "\n"
+
+
+def render_capped(rows: list[dict], args: argparse.Namespace) -> str:
+    lines = [
+        f"## Scale with the object store capped at {args.object_store_mb} MiB "
+        f"(`benchmarks/scale_bench.py --object-store-mb {args.object_store_mb} --parts {args.parts} "
+        f"--sizes {args.sizes} --drift-sizes {args.drift_sizes} --models {args.models}`)",
+        "",
+        f"Each part at its largest size on a Ray started with `object_store_memory` = "
+        f"{args.object_store_mb} MiB; {machine()}. Spilled: what Ray spilled to disk during the "
+        "job (its memory summary). Peak RSS: the driver, and the largest Ray worker process. "
+        "One run.",
+        "",
+        "| part | rows | seconds | rows/s | driver peak RSS MiB | largest worker RSS MiB | "
+        "spilled MiB | finished |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['part']} | {r['rows']:,} | {r['seconds']:.1f} | "
+                     f"{r['rows'] / r['seconds']:,.0f} | {r['driver'] / 2**20:.0f} | "
+                     f"{r['workers'] / 2**20:.0f} | {r['spilled'] / 2**20:.0f} | yes |")
+    return "\n".join(lines) + "\n"
+
+
 NOTES = """
 Reading it: raymlops scores with what the registry serves, the compiled ONNX model when it
 matched at registration (both models here); the pandas loop calls the scikit-learn model, as a
@@ -347,10 +526,8 @@ actors already hold the model, and per-row time falls with size (fixed costs: pl
 feature rows put once per job, the exactly-once check). Memory: the driver holds the unit plan
 and row counts only, each actor one 100k-row unit, and no rows pass through the object store,
 so neither grows with the input (driver RSS includes this benchmark's own flights data).
-Cold jobs start their actors first (a worker process, scikit-learn/skops/ONNX Runtime imports,
-the model mapped: ~2.5-3 s of the 4.4-4.9 s), which 2M rows do not win back: the cold target
-is missed. Not measured yet (issue #19): point-in-time retrieval by engine at these sizes,
-and runs with `object_store_memory` capped.
+Cold jobs pay for starting their actors (a worker process, ONNX Runtime's import, the
+compiled model mapped), which overlaps fetching the feature rows and the input checks.
 """
 
 

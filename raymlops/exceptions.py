@@ -48,6 +48,7 @@ __all__ = [
     "ValidationError",
     "VersionNotFoundError",
     "error_from_dict",
+    "typed_cause",
 ]
 
 
@@ -187,3 +188,15 @@ def error_from_dict(body: dict[str, Any]) -> RaymlopsError:
     by_name = {c.__name__: c for c in _all_subclasses(RaymlopsError)}
     cls = by_name.get(str(body.get("error")), RaymlopsError)
     return cls(str(body.get("detail", "")), **dict(body.get("context") or {}))
+
+
+def typed_cause(exc: BaseException) -> RaymlopsError | None:
+    """The typed error behind ``exc``, if any: a RaymlopsError raised inside a Ray task or
+    actor reaches the caller wrapped (RayTaskError); callers re-raise it as itself."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RaymlopsError):
+            return seen
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__
+    return None

@@ -1,4 +1,5 @@
-"""``raymlops features ...``: apply definitions, list, ingest, materialize, read online."""
+"""``raymlops features ...``: apply definitions, list, ingest, materialize, read online,
+retrieve point-in-time training data."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import emit, app, console
+from raymlops.cli._app import app, console, emit, err_console
 from raymlops.exceptions import ValidationError
 
 features_app = typer.Typer(help="Feature store: definitions, offline/online stores.",
@@ -139,3 +140,46 @@ def get(
         flag = " (expired)" if key in got["expired"][0] else ""
         table.add_row(key, f"{value}{flag}")
     console.print(table)
+
+
+@features_app.command("retrieve")
+def retrieve(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="FeatureService whose features to join.")],
+    entities: Annotated[str, typer.Option(
+        "--entities", "-i", help="Parquet/CSV file or folder of entity rows: a local path or s3:// URI.")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Output folder (Parquet): a local path or s3://bucket/prefix.")],
+    timestamp_column: Annotated[str, typer.Option(
+        help="Entity column holding each row's event time (features as of that time).")] = "event_timestamp",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Point-in-time-correct training data: SERVICE's features joined onto every entity row.
+
+    Streams block by block on the cluster (any number of rows); the output keeps the input's
+    rows in order and appears only when complete.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]joining[/] {task.description}"), BarColumn(),
+                  TimeElapsedColumn(), console=err_console, disable=as_json,
+                  transient=True) as bar:
+        task = bar.add_task("planning units", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{done:,} / {total:,} rows")
+
+        result = _client(ctx).write_historical_features(
+            service, entities, output, timestamp_column, overwrite=overwrite, progress=progress)
+    if as_json:
+        emit(json.dumps(result.to_dict()))
+        return
+    table = Table(title="historical retrieval", title_justify="left", show_header=False)
+    versions = ", ".join(f"{k} v{v}" for k, v in result.view_versions.items())
+    for key, value in [("service", result.service), ("views", versions), ("rows", f"{result.rows:,}"),
+                       ("files", str(result.files)), ("seconds", f"{result.seconds:.1f}"),
+                       ("rows/s", f"{result.rows_per_second:,.0f}"), ("output", result.output)]:
+        table.add_row(key, value)
+    console.print(table)
+

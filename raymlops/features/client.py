@@ -10,8 +10,9 @@ so large training sets never pass through the actor.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +21,10 @@ from raymlops._actor_client import ActorClient
 from raymlops.features.actor import FEATURES_ACTOR
 from raymlops.features.definitions import FeatureRepo, load_repo
 from raymlops.features.retrieval import HistoricalFeatures
+from raymlops.features.retrieval_ray import BROADCAST_MAX_BYTES, RetrievalResult
+
+if TYPE_CHECKING:
+    import ray.data
 
 __all__ = ["FeatureStoreClient"]
 
@@ -64,37 +69,60 @@ class FeatureStoreClient(ActorClient):
     def get_historical_features(
         self,
         service: str,
-        entity_df: pd.DataFrame,
+        entity_df: pd.DataFrame | ray.data.Dataset,
         timestamp_column: str = "event_timestamp",
         engine: str = "auto",
         distributed_above_rows: int = 500_000,
-    ) -> pd.DataFrame:
+        broadcast_max_bytes: int = BROADCAST_MAX_BYTES,
+    ) -> pd.DataFrame | ray.data.Dataset:
         """Point-in-time-correct features of ``service`` for each row of ``entity_df``.
 
-        ``engine``: "local" joins in this process, "ray" hash-shuffles both sides over the
-        cluster (Ray tasks), "auto" picks Ray above ``distributed_above_rows`` entity rows.
-        Both give identical results (tested).
+        A DataFrame gets a DataFrame back (rows, order and index kept). ``engine``: "local"
+        joins in this process, "ray" joins its blocks on the cluster, "auto" picks Ray above
+        ``distributed_above_rows`` entity rows. A Ray Dataset gets a lazy Dataset back, joined
+        block by block as it is consumed (``engine`` must be "auto" or "ray"): the way to
+        retrieve more rows than one process holds. Views whose offline rows exceed
+        ``broadcast_max_bytes`` are shuffled by key instead of broadcast
+        (:mod:`raymlops.features.retrieval_ray`). Every engine gives identical rows (tested).
         """
         from raymlops.exceptions import ValidationError
+        from raymlops.features import retrieval_ray
 
         if engine not in ("auto", "local", "ray"):
             raise ValidationError(f"engine must be auto, local or ray, not {engine!r}", field="engine")
-        use_ray = engine == "ray" or (engine == "auto" and len(entity_df) > distributed_above_rows)
         features = self.historical_features(service)
+        if not isinstance(entity_df, pd.DataFrame):
+            if engine == "local":
+                raise ValidationError("a Ray Dataset is joined on the cluster: engine must be "
+                                      "auto or ray, not local", field="engine")
+            return retrieval_ray.join_dataset(features, entity_df, timestamp_column,
+                                              broadcast_max_bytes=broadcast_max_bytes)
+        use_ray = engine == "ray" or (engine == "auto" and len(entity_df) > distributed_above_rows)
         if not use_ray:
             return features.join(entity_df, timestamp_column)
-        import ray.data
+        return retrieval_ray.join_frame(features, entity_df, timestamp_column,
+                                        broadcast_max_bytes=broadcast_max_bytes)
 
-        from raymlops.features.pit_ray import point_in_time_join_ray
+    def write_historical_features(
+        self,
+        service: str,
+        entities: str | Path,
+        output: str | Path,
+        timestamp_column: str = "event_timestamp",
+        *,
+        overwrite: bool = False,
+        broadcast_max_bytes: int = BROADCAST_MAX_BYTES,
+        progress: Callable[[int, int], Any] | None = None,
+    ) -> RetrievalResult:
+        """Entity rows read from Parquet/CSV files (a local path or ``s3://`` URI), joined with
+        ``service``'s features on the cluster, written as Parquet to ``output``: streamed block
+        by block, so memory does not grow with the number of rows. Published whole or not at
+        all; an existing output is refused unless ``overwrite``. ``progress(rows_done,
+        rows_total)`` is called as parts finish."""
+        from raymlops.features import retrieval_ray
+        from raymlops.shared_state import require_reachable
 
-        result = entity_df
-        for v in features.views:
-            joined = point_in_time_join_ray(
-                ray.data.from_pandas(result), v.rows, join_keys=list(v.entity.join_keys),
-                feature_columns=v.features, entity_timestamp=timestamp_column,
-                feature_timestamp=v.view.event_timestamp,
-                created_timestamp=v.view.created_timestamp, ttl=v.view.ttl, prefix=v.view.name,
-            )
-            result = joined.to_pandas()
-            result.index = entity_df.index
-        return result
+        require_reachable(self.settings, {"entities": str(entities), "output": str(output)})
+        return retrieval_ray.write_historical(
+            self.historical_features(service), entities, output, timestamp_column,
+            overwrite=overwrite, broadcast_max_bytes=broadcast_max_bytes, progress=progress)

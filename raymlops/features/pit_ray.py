@@ -47,7 +47,7 @@ from raymlops.features.pit import output_columns, point_in_time_join
 if TYPE_CHECKING:
     import ray.data
 
-__all__ = ["point_in_time_join_ray"]
+__all__ = ["empty_like_schema", "point_in_time_join_ray"]
 
 _BLOCK = "__pit_block"  # the row id: (entity block number, position in the block)
 _POS = "__pit_pos"
@@ -100,11 +100,11 @@ def point_in_time_join_ray(
     )
     needed = _feature_columns_needed(join_kwargs)
 
-    entity_empty = _empty_like_schema(entity_ds)
+    entity_empty = empty_like_schema(entity_ds)
     if isinstance(features, pd.DataFrame):
         features_empty = features.iloc[:0]
     else:
-        features_empty = _empty_like_schema(features)
+        features_empty = empty_like_schema(features)
     _check_args(entity_empty, features_empty, join_kwargs)
 
     entity_refs = entity_ds.to_pandas_refs()
@@ -149,7 +149,7 @@ def _check_args(
     point_in_time_join(entity_empty, features_empty, **kwargs)
 
 
-def _empty_like_schema(ds: ray.data.Dataset) -> pd.DataFrame | None:
+def empty_like_schema(ds: ray.data.Dataset) -> pd.DataFrame | None:
     """A zero-row frame with the dataset's columns and pandas dtypes, or None if unknown."""
     try:
         schema = ds.schema()

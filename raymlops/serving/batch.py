@@ -1,6 +1,6 @@
 """Batch prediction: input files -> (features) -> warm scoring actors -> Parquet.
 
-The planned input units (see ``batch_input``) go to the model version's pool of scoring
+The planned input units (see :mod:`raymlops.tabular_input`) go to the model version's pool of scoring
 actors (:mod:`raymlops.serving.scoring_pool`), at most two in flight per actor. Each actor
 mapped the model bytes from the object store once when it started (the registry actor put
 them there; nothing is re-read from the artifact store) and stays warm between jobs; for a
@@ -22,29 +22,24 @@ even if the alias moves mid-job.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
 from raymlops.config import Settings
-from raymlops.exceptions import ConflictError, RaymlopsError, SchemaMismatchError, ValidationError
+from raymlops.exceptions import RaymlopsError, SchemaMismatchError, ValidationError, typed_cause
 from raymlops.registry.names import split_model_ref
 from raymlops.serving import scoring_pool
-from raymlops.serving.batch_input import ROW_ID, input_columns, plan_units
-from raymlops.serving.scoring import part_name, score_frame
+from raymlops.tabular_input import ROW_ID, input_columns, part_name, plan_units, verify_parts
+from raymlops.serving.scoring import score_frame
 from raymlops.shared_state import require_reachable
+from raymlops.staged_output import MANIFEST, publish, refuse_existing, staging_for
 from raymlops.storage import Storage, normalize_uri
 
 __all__ = ["BatchResult", "batch_predict", "part_name", "score_frame"]
-
-MANIFEST = "_manifest.json"
 
 
 @dataclass(frozen=True)
@@ -65,60 +60,6 @@ class BatchResult:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else float("nan")
-
-
-def _publish(staging: Storage, output: Storage, overwrite: bool) -> None:
-    """Make the verified staging folder the output.
-
-    A local folder is renamed into place (readers never see half). S3 has no rename: the
-    parts are copied to the output prefix and ``_manifest.json`` is written last, so an
-    output is complete exactly when its manifest exists (one without it is what a publish
-    killed midway left; ``overwrite`` replaces it)."""
-    if output.exists() and not overwrite:
-        raise ConflictError(f"output {output.uri} exists; pass overwrite to replace it",
-                            path=output.uri)
-    if output.is_local:
-        target = output.local_path()
-        if target.exists():
-            trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(target, trash)
-            os.replace(staging.local_path(), target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging.local_path(), target)
-        return
-    output.delete_tree()
-    fs = output.filesystem
-    for key in staging.list():
-        if key != MANIFEST:
-            fs.copy_file(staging.path(key), output.path(key))
-    output.write_bytes(MANIFEST, staging.read_bytes(MANIFEST))
-    staging.delete_tree()
-
-
-def _verify_exactly_once(staging: Storage, units: list[Any]) -> None:
-    """Exactly the planned files, each with its unit's row count, and nothing else.
-
-    Ids are a function of the unit (``first_row_id + position``), units tile ``0..N-1``
-    (by construction, unit-tested), and each unit has one file named after its first id:
-    so one file per unit with the right count means every id exactly once. Parquet footers
-    give the counts without reading the data.
-    """
-    import pyarrow.parquet as pq
-
-    expected = {part_name(u.first_row_id): u.rows for u in units}
-    found = [key for key in staging.list() if "/" not in key]
-    problems = sorted(set(found) ^ set(expected))
-    for name in found:
-        if name in expected:
-            with staging.open_input(name) as source:
-                if pq.ParquetFile(source).metadata.num_rows != expected[name]:
-                    problems.append(name)
-    if problems:
-        raise RaymlopsError(
-            f"batch output failed the exactly-once check ({len(problems)} files missing, extra or "
-            f"of the wrong size, e.g. {problems[:3]}); nothing was published"
-        )
 
 
 def batch_predict(
@@ -158,9 +99,7 @@ def batch_predict(
     settings = init(settings, start=False).settings
     name, version_ref = split_model_ref(model, default=ref if ref is not None else "champion")
     output = Storage.open(output_path)
-    if output.exists() and not overwrite:
-        raise ConflictError(f"output {output.uri} exists; pass overwrite to replace it",
-                            path=output.uri)
+    refuse_existing(output, overwrite)
     require_reachable(settings, {"input": str(input_path), "output": output.uri})
     units = plan_units(input_path, rows_per_unit)
     total = sum(u.rows for u in units)
@@ -177,8 +116,7 @@ def batch_predict(
     # mapped: ~2.5 s) then overlaps fetching the feature rows and the checks below. A job
     # refused by those checks leaves warm actors for the next one (or ends them, idle_s 0).
     members = scoring_pool.acquire(info, model_ref, compiled_ref, settings, workers, idle_s)
-    parent, _, leaf = output.uri.rpartition("/")
-    staging = Storage.open(f"{parent}/.{leaf}.staging-{uuid.uuid4().hex[:8]}")
+    staging = staging_for(output)
     try:
         meta = info["meta"]
         service, ts_col = meta.get("feature_service"), meta.get("entity_timestamp")
@@ -209,17 +147,17 @@ def batch_predict(
         if staging.is_local:  # temp files of units whose actor was killed mid-write
             for leftover in staging.local_path().glob(".part-*"):
                 leftover.unlink(missing_ok=True)
-        _verify_exactly_once(staging, units)
+        verify_parts(staging, units, "batch")
         seconds = time.perf_counter() - started
         result = BatchResult(name, int(info["version"]), total, output.uri, seconds, len(units), service)
         staging.write_text(MANIFEST, json.dumps(
             {**result.to_dict(), "input": normalize_uri(input_path),
              "keep_columns": list(keep_columns), "finished_at": time.time()}, indent=2))
-        _publish(staging, output, overwrite)
+        publish(staging, output, overwrite)
         return result
     except Exception as exc:
         staging.delete_tree()
-        cause = _user_error(exc)
+        cause = typed_cause(exc)
         if cause is not None:
             raise cause from None
         raise
@@ -294,17 +232,6 @@ def _check_columns(unit: Any, needed: list[str]) -> None:
     if missing:
         raise SchemaMismatchError(f"the input lacks columns {missing} that the model needs",
                                   missing=missing)
-
-
-def _user_error(exc: BaseException) -> RaymlopsError | None:
-    """A typed error raised inside a worker (bad input, schema) surfaces as itself."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, RaymlopsError):
-            return seen
-        cause = getattr(seen, "cause", None)
-        seen = cause if isinstance(cause, BaseException) else seen.__cause__
-    return None
 
 
 def validate_keep(keep: str | None) -> list[str]:

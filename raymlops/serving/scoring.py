@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raymlops.serving.batch_input import ROW_ID
+from raymlops.tabular_input import ROW_ID
 
-__all__ = ["part_name", "score_frame"]
+__all__ = ["score_frame"]
 
 
 def score_frame(predictor: Any, frame: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
@@ -53,8 +53,3 @@ def score_frame(predictor: Any, frame: pd.DataFrame, keep: list[str]) -> pd.Data
     out["model_name"] = predictor.name
     out["model_version"] = np.int64(predictor.version)
     return out
-
-
-def part_name(first_row_id: int) -> str:
-    """The part file of the unit whose first row id this is."""
-    return f"part-{first_row_id:012d}.parquet"

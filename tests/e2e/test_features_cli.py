@@ -45,3 +45,37 @@ def test_flights_features_apply_ingest_materialize_get(cli, tmp_path) -> None:
     assert "weather" in listed and "online_rows=3" in listed
     bad = cli.run("features", "ingest", "weather", str(tmp_path / "planes.parquet"), check=False)
     assert bad.returncode == 1 and "SchemaMismatchError" in bad.stderr
+    _retrieve_training_rows(cli, tmp_path)
+
+
+def _retrieve_training_rows(cli, tmp_path) -> None:
+    """January's flights in two files -> `features retrieve` -> Parquet; weather checked
+    against pandas.merge_asof (latest hour at or before departure, within the 3 h TTL)."""
+    import pandas as pd
+
+    from raymlops.datasets.flights import load_flights, month_slice
+
+    jan = month_slice(load_flights(), 1).select(["origin", "tailnum", "sched_dep_ts", "flight"])
+    (tmp_path / "entities").mkdir()
+    half = jan.num_rows // 2
+    pq.write_table(jan.slice(0, half), tmp_path / "entities" / "a.parquet", row_group_size=5000)
+    pq.write_table(jan.slice(half), tmp_path / "entities" / "b.parquet", row_group_size=5000)
+
+    result = cli.json("features", "retrieve", "delay_model", "-i", str(tmp_path / "entities"),
+                      "-o", str(tmp_path / "train"), "--timestamp-column", "sched_dep_ts")
+    assert result["rows"] == jan.num_rows and set(result["view_versions"]) == {"weather", "planes"}
+    got = pq.read_table(tmp_path / "train").to_pandas()
+    assert got["flight"].tolist() == jan.column("flight").to_pylist()  # the input's order
+    weather = weather_rows().to_pandas()[["origin", "time_hour", "temp"]].sort_values("time_hour")
+    left = got[["origin", "sched_dep_ts"]].assign(pos=range(len(got)))
+    left["sched_dep_ts"] = left["sched_dep_ts"].astype(weather["time_hour"].dtype)
+    expected = pd.merge_asof(left.sort_values("sched_dep_ts"), weather, left_on="sched_dep_ts",
+                             right_on="time_hour", by="origin", tolerance=pd.Timedelta(hours=3))
+    expected = expected.sort_values("pos")["temp"].to_numpy()
+    assert got["weather__temp"].notna().mean() > 0.9
+    pd.testing.assert_series_equal(got["weather__temp"], pd.Series(expected, name="weather__temp"),
+                                   check_index=False)
+
+    again = cli.run("features", "retrieve", "delay_model", "-i", str(tmp_path / "entities"),
+                    "-o", str(tmp_path / "train"), "--timestamp-column", "sched_dep_ts", check=False)
+    assert again.returncode == 1 and "ConflictError" in again.stderr

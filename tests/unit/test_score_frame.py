@@ -10,7 +10,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from raymlops.registry.formats import Predictor, serialize
 from raymlops.serving.batch import score_frame
-from raymlops.serving.batch_input import ROW_ID
+from raymlops.tabular_input import ROW_ID
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 from raymlops.exceptions import ValidationError
 from raymlops.registry.formats import ArtifactMeta, Predictor, deserialize, serialize
 from raymlops.serving.batch import score_frame
-from raymlops.serving.batch_input import ROW_ID
+from raymlops.tabular_input import ROW_ID
 from raymlops.training.torch_mlp import TabularMLP, fit_epoch
 
 COLUMNS = ["a", "b"]

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from raymlops.exceptions import DatasetNotFoundError, ValidationError
-from raymlops.serving.batch_input import ROW_ID, list_input_files, plan_units, read_unit
+from raymlops.tabular_input import ROW_ID, list_input_files, plan_units, read_unit
 
 
 def _write(storage, key: str, start: int, n: int, row_group_size: int) -> None:

@@ -1,4 +1,5 @@
-"""Batch-prediction input: files -> numbered units of work, each readable on its own.
+"""Tabular input (batch prediction, retrieval to files): files -> numbered units of work,
+each readable on its own, and the part files written per unit.
 
 Exactly-once output needs a row id that does not depend on which worker read a row or how
 often it was retried. So the input is cut, before anything runs, into *units* (a Parquet row
@@ -27,7 +28,8 @@ import pyarrow.parquet as pq
 from raymlops.exceptions import DatasetNotFoundError, ValidationError
 from raymlops.storage import filesystem_of, is_remote_uri, normalize_uri
 
-__all__ = ["ROW_ID", "InputUnit", "input_columns", "list_input_files", "plan_units", "read_unit"]
+__all__ = ["ROW_ID", "InputUnit", "input_columns", "list_input_files", "part_name", "plan_units",
+           "read_unit", "verify_parts"]
 
 ROW_ID = "row_id"
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -143,8 +145,9 @@ def plan_units(path: str | Path, rows_per_unit: int = 200_000) -> list[InputUnit
     return units
 
 
-def read_unit(unit: InputUnit | dict[str, Any], columns: list[str] | None = None) -> pd.DataFrame:
-    """The unit's rows with their ``row_id`` (a retried read gives the same ids)."""
+def read_unit(unit: InputUnit | dict[str, Any], columns: list[str] | None = None,
+              with_row_id: bool = True) -> pd.DataFrame:
+    """The unit's rows, with their ``row_id`` first (a retried read gives the same ids)."""
     if isinstance(unit, dict):
         unit = InputUnit(**unit)
     with _open(unit.path) as source:
@@ -155,8 +158,39 @@ def read_unit(unit: InputUnit | dict[str, Any], columns: list[str] | None = None
             table = pacsv.read_csv(source, convert_options=options)
     table = table.slice(unit.start, unit.rows)
     frame = table.to_pandas()
+    if not with_row_id:
+        return frame
     if ROW_ID in frame.columns:
         raise ValidationError(f"the input has a column named {ROW_ID!r}, which the output uses",
                               field=ROW_ID)
     frame.insert(0, ROW_ID, np.arange(unit.first_row_id, unit.first_row_id + len(frame), dtype=np.int64))
     return frame
+
+
+def part_name(first_row_id: int) -> str:
+    """The part file of the unit whose first row id this is (sorted names = input order)."""
+    return f"part-{first_row_id:012d}.parquet"
+
+
+def verify_parts(staging: Any, units: list[InputUnit], what: str) -> None:
+    """Exactly the planned part files in ``staging`` (a Storage), each with its unit's row
+    count, and nothing else; else a RaymlopsError saying nothing of ``what`` was published.
+
+    Units tile the row ids ``0..N-1`` (by construction, unit-tested) and each has one file
+    named after its first id: so one file per unit with the right count means every row
+    exactly once. Parquet footers give the counts without reading the data.
+    """
+    from raymlops.exceptions import RaymlopsError
+
+    expected = {part_name(u.first_row_id): u.rows for u in units}
+    found = [key for key in staging.list() if "/" not in key and not key.startswith("_")]
+    problems = sorted(set(found) ^ set(expected))
+    for name in found:
+        if name in expected:
+            with staging.open_input(name) as source:
+                if pq.ParquetFile(source).metadata.num_rows != expected[name]:
+                    problems.append(name)
+    if problems:
+        raise RaymlopsError(
+            f"{what} output failed the exactly-once check ({len(problems)} files missing, extra "
+            f"or of the wrong size, e.g. {problems[:3]}); nothing was published")
