@@ -47,7 +47,7 @@ from raymlops.features.pit import output_columns, point_in_time_join
 if TYPE_CHECKING:
     import ray.data
 
-__all__ = ["empty_like_schema", "point_in_time_join_ray"]
+__all__ = ["default_partitions", "empty_like_schema", "numpy_backed", "point_in_time_join_ray"]
 
 _BLOCK = "__pit_block"  # the row id: (entity block number, position in the block)
 _POS = "__pit_pos"
@@ -76,7 +76,7 @@ def point_in_time_join_ray(
     ``features`` may be a pandas DataFrame (put in the object store once) or a Dataset. The
     result is a Dataset with one block per entity block, rows in the input's order; Ray
     Datasets carry no pandas index. ``num_partitions`` is the number of hash buckets (join
-    tasks); by default twice the cluster's CPUs, at most the number of entity blocks.
+    tasks); by default :func:`default_partitions`.
 
     Argument errors (missing columns, naive timestamps, ...) raise ValidationError here,
     checked against the datasets' schemas; data errors surface when a join task runs.
@@ -107,6 +107,8 @@ def point_in_time_join_ray(
         features_empty = empty_like_schema(features)
     _check_args(entity_empty, features_empty, join_kwargs)
 
+    entity_ds = entity_ds.materialize()  # spilled to disk by Ray when it does not fit
+    entity_rows = entity_ds.count()  # from the blocks' metadata
     entity_refs = entity_ds.to_pandas_refs()
     if not entity_refs:  # an empty dataset may have no blocks: give it one, with its schema
         entity_refs = [ray.put(entity_ds.to_pandas())]
@@ -116,8 +118,8 @@ def point_in_time_join_ray(
         feature_refs = features.to_pandas_refs() or [ray.put(features.to_pandas())]
 
     if num_partitions is None:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        num_partitions = max(1, min(len(entity_refs), 2 * cpus))
+        num_partitions = default_partitions(
+            entity_rows, len(entity_refs), int(ray.cluster_resources().get("CPU", 1)))
 
     run = ray.remote(_run)
 
@@ -127,6 +129,18 @@ def point_in_time_join_ray(
 
     out_refs = _plan(entity_refs, feature_refs, num_partitions, join_kwargs, call)
     return ray.data.from_pandas_refs(out_refs)
+
+
+ROWS_PER_BUCKET = 1_000_000
+
+
+def default_partitions(entity_rows: int, entity_blocks: int, cpus: int) -> int:
+    """Hash buckets for a join: at least two per CPU (up to one per entity block), and
+    enough that no bucket expects more than ``ROWS_PER_BUCKET`` entity rows, so a join task's
+    memory does not grow with the input."""
+    by_cpus = min(entity_blocks, 2 * max(1, cpus))
+    by_rows = -(-entity_rows // ROWS_PER_BUCKET)
+    return max(1, by_cpus, by_rows)
 
 
 def _run(fn: Callable[..., list[Any]], num_returns: int, *args: Any) -> Any:
@@ -207,8 +221,20 @@ def _listed(names: str | Sequence[str]) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
+def numpy_backed(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with pandas' default (NumPy-backed) dtypes where Ray Data handed out Arrow-backed
+    ones (``int64[pyarrow]``...): the join is built for those, and ~10x slower otherwise."""
+    if not any(isinstance(t, pd.ArrowDtype) for t in df.dtypes):
+        return df
+    import pyarrow as pa
+
+    out = pa.Table.from_pandas(df, preserve_index=False).to_pandas(ignore_metadata=True)
+    out.index = df.index
+    return out
+
+
 def _split_entity(df: pd.DataFrame, block: int, keys: list[str], n: int) -> list[pd.DataFrame]:
-    df = df.reset_index(drop=True).assign(
+    df = numpy_backed(df).reset_index(drop=True).assign(
         **{_BLOCK: np.full(len(df), block, dtype=np.int64), _POS: np.arange(len(df))}
     )
     return _partition(df, _bucket(df, keys, n), n)
@@ -217,7 +243,7 @@ def _split_entity(df: pd.DataFrame, block: int, keys: list[str], n: int) -> list
 def _split_features(
     df: pd.DataFrame, keys: list[str], n: int, columns: list[str]
 ) -> list[pd.DataFrame]:
-    df = df[columns]
+    df = numpy_backed(df[columns])
     return _partition(df, _bucket(df, keys, n), n)
 
 

@@ -214,17 +214,20 @@ def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: 
         import ray.data
 
         def block(batch: dict[str, Any]) -> dict[str, list[Any]]:
-            mine: dict[int, list[_Part]] = {}
+            mine: dict[int, _Part] = {}
             first: dict[int, int] = {}
             for side, order, task in zip(batch["side"], batch["order"], batch["task"], strict=True):
                 first.setdefault(int(side), int(order))
                 fragment, schema, seed = pickle.loads(task)  # noqa: S301 - built just above
                 table = _read_fragment(fragment, schema, columns)
-                mine.setdefault(int(side), []).append(
-                    _summarize_block(table, kinds, k, sample_rows, seed))
-            # Merged per side inside the task: less to pickle and send than one part per file.
+                part = _summarize_block(table, kinds, k, sample_rows, seed)
+                del table
+                # Merged per side as it goes (the same left fold as merging them all at the
+                # end): a task holds one running part, however many files it reads.
+                previous = mine.get(int(side))
+                mine[int(side)] = part if previous is None else _merge([previous, part], sample_rows)
             return {"side": list(mine), "order": [first[s] for s in mine],
-                    "part": [pickle.dumps(_merge(p, sample_rows)) for p in mine.values()]}
+                    "part": [pickle.dumps(p) for p in mine.values()]}
 
         # About two tasks per CPU: enough to balance uneven files, few enough that Ray's
         # per-task cost (~tens of ms) stays small next to the reading.

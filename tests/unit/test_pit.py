@@ -605,3 +605,14 @@ def test_ray_buckets_agree_across_dtypes() -> None:
     c = pd.DataFrame({"t": t.dt.as_unit("ns")})
     d = pd.DataFrame({"t": t.dt.tz_convert("Asia/Tokyo").dt.as_unit("s")})
     assert (_bucket(c, ["t"], 5) == _bucket(d, ["t"], 5)).all()
+
+
+def test_default_partitions_bound_the_rows_per_join_task() -> None:
+    from raymlops.features.pit_ray import ROWS_PER_BUCKET, default_partitions
+
+    assert default_partitions(10_000, 3, cpus=2) == 3  # small: one per block, <= 2 per CPU
+    assert default_partitions(10_000, 50, cpus=2) == 4
+    assert default_partitions(0, 0, cpus=2) == 1
+    big = 20 * ROWS_PER_BUCKET + 1
+    assert default_partitions(big, 200, cpus=2) == 21  # no bucket expects more than the cap
+    assert default_partitions(big, 200, cpus=64) == 128

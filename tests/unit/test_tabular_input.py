@@ -1,4 +1,5 @@
-"""Batch input planning: stable row ids over files, row groups and slices; clear errors."""
+"""Tabular input: stable row ids over files, row groups and slices; clear errors; the
+exactly-once check of the parts written per unit."""
 
 from __future__ import annotations
 
@@ -79,3 +80,34 @@ def test_an_input_row_id_column_is_refused(tmp_path: Path) -> None:
     pq.write_table(pa.table({ROW_ID: [5]}), tmp_path / "f.parquet")
     with pytest.raises(ValidationError, match=ROW_ID):
         read_unit(plan_units(tmp_path)[0])
+
+
+def test_verify_parts_accepts_exactly_one_right_sized_file_per_unit(tmp_path) -> None:
+    from raymlops.exceptions import RaymlopsError
+    from raymlops.storage import Storage
+    from raymlops.tabular_input import part_name, verify_parts
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"x": list(range(25))}), src, row_group_size=10)
+    units = plan_units(src, rows_per_unit=10)
+    staging = Storage.open(tmp_path / "staging")
+
+    def write(first: int, rows: int) -> None:
+        pq.write_table(pa.table({"x": list(range(rows))}), staging.local_path(part_name(first)))
+
+    staging.ensure_folder()
+    for u in units:
+        write(u.first_row_id, u.rows)
+    staging.write_text("_manifest.json", "{}")  # the job's own files are not parts
+    verify_parts(staging, units, "test")
+    write(units[-1].first_row_id, units[-1].rows + 1)  # a unit written with a row too many
+    with pytest.raises(RaymlopsError, match="exactly-once"):
+        verify_parts(staging, units, "test")
+    write(units[-1].first_row_id, units[-1].rows)
+    write(999, 1)  # a file no unit planned
+    with pytest.raises(RaymlopsError, match="nothing was published"):
+        verify_parts(staging, units, "test")
+    staging.delete(part_name(999))
+    staging.delete(part_name(units[0].first_row_id))  # a unit missing
+    with pytest.raises(RaymlopsError, match="1 files missing"):
+        verify_parts(staging, units, "test")
