@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit test-integration test-e2e bench up status down clean help
+.PHONY: venv test-deps demo test test-unit test-integration test-e2e bench up status down clean help
 
 help:
 	@echo "make demo    run the main job (raymlops demo) on the local embedded platform"
@@ -28,10 +28,14 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
+# Services and system packages the tests use (Chromium, Prometheus): see the script.
+test-deps:
+	@scripts/test-deps.sh
+
 demo: $(STAMP)
 	$(BIN)/raymlops demo
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -40,7 +44,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) test-deps
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -285,7 +285,7 @@ Serve does not by default: its replicas hand each request to a second thread's l
 Above c=1 raymlops passes the bare server because it batches (one predict for the queued
 requests) while the bare server predicts once per request. Everything HAProxy and the replicas listen on stays on
 `serve_host` (127.0.0.1; Ray's template binds HAProxy's prometheus and stats listeners to all
-interfaces, which `raymlops.serving.haproxy`'s wrapper rewrites). raymlops runs the model
+interfaces, which `raymlops._haproxy`'s wrapper rewrites). raymlops runs the model
 inside the ingress replica by default (`colocate`: one hop, not two), batches with
 `@serve.batch` (wait 0: what is queued; a request alone in its replica skips the batch queue)
 and admits 64 requests per replica; plain Serve's default of 5 ongoing requests per replica

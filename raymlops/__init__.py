@@ -9,11 +9,10 @@ Public API (re-exports only)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from raymlops._lazy import lazy_getattr
 from raymlops.config import Settings, load_settings  # noqa: E402
 from raymlops.exceptions import RaymlopsError  # noqa: E402
+from raymlops._version import __version__  # noqa: E402
 
 
 def init(*args, **kwargs):
@@ -24,8 +23,8 @@ def init(*args, **kwargs):
 
 
 def status(*args, **kwargs):
-    """The platform's status as a dict; see :func:`raymlops.cluster.status`."""
-    from raymlops.cluster import status as _status
+    """The platform's status as a dict (what `raymlops status --json` prints)."""
+    from raymlops._status import status as _status
 
     return _status(*args, **kwargs)
 

@@ -39,7 +39,7 @@ HAPROXY_ENV = "RAY_SERVE_ENABLE_HA_PROXY"
 WRAPPER_NAME = "haproxy-loopback.sh"
 
 _WRAPPER = """#!/bin/sh
-# Written by raymlops (raymlops/serving/haproxy.py). Ray Serve's HAProxy config binds its
+# Written by raymlops (raymlops/_haproxy.py). Ray Serve's HAProxy config binds its
 # prometheus and stats listeners to all interfaces ("bind :PORT", "bind *:PORT"): move every
 # bind without an address to {host}, under the lock Serve writes the file with, then run
 # the real HAProxy with the same arguments.

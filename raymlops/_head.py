@@ -183,7 +183,7 @@ def start_head(
 
         namespace = new_namespace(settings)
         ft_env = gcs_env(settings, namespace)
-    from raymlops.serving.haproxy import haproxy_env
+    from raymlops._haproxy import haproxy_env
 
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

@@ -1,7 +1,8 @@
-"""Collect what ``raymlops status`` reports from a connected driver, as JSON-safe data.
+"""What ``raymlops status`` reports, as JSON-safe data: the top of the layers, it may ask
+every part of the platform (model health, CT, warm pools) for its section.
 
-Sections are functions so later components add theirs (models, features, health) without
-touching the rest; each section degrades to an ``error`` entry instead of failing the report.
+Sections are functions registered by name; each degrades to an ``error`` entry instead of
+failing the report.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from typing import Any
 
 import ray
 
-from raymlops.config import Settings, mask_password
+from raymlops.cluster import attach, dashboard_url
+from raymlops.config import Settings, load_settings, mask_password
 from raymlops.platform import platform_actor_specs
 
-__all__ = ["collect", "dashboard_url", "not_running", "register_section"]
+__all__ = ["collect", "not_running", "register_section", "status"]
 
 Section = Callable[[Settings], Any]
 _SECTIONS: dict[str, Section] = {}
 
 
 def register_section(name: str, section: Section) -> None:
-    """Later issues add e.g. ``models`` or ``health`` here."""
+    """Add a section to the report (its key and the function computing it)."""
     _SECTIONS[name] = section
 
 
@@ -45,17 +47,6 @@ def not_running(settings: Settings) -> dict[str, Any]:
         "serve_applications": [],
         **_base(settings),
     }
-
-
-def dashboard_url() -> str | None:
-    """The connected cluster's dashboard URL, or None when it runs without one."""
-    try:
-        from ray._private.worker import get_dashboard_url
-
-        url = get_dashboard_url()
-    except Exception:  # noqa: BLE001
-        return None
-    return f"http://{url}" if url and not url.startswith("http") else url
 
 
 def _resources() -> dict[str, Any]:
@@ -205,3 +196,13 @@ def collect(settings: Settings, address: str | None = None) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - one broken section must not hide the rest
             report[name] = {"error": f"{type(exc).__name__}: {exc}"}
     return report
+
+
+def status(settings: Settings | None = None, *, address: str | None = None) -> dict[str, Any]:
+    """What ``raymlops status`` shows; never starts anything."""
+    settings = settings or load_settings()
+    attached = attach(settings, address=address)
+    if attached is None:
+        return not_running(settings)
+    target, settings = attached
+    return collect(settings, address=target)

@@ -23,13 +23,14 @@ from typing import Any
 
 import ray
 
-from raymlops import _head, _status
+from raymlops import _head
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ClusterError, ClusterNotRunningError
-from raymlops.platform import HEAD_PINNED, PLATFORM_INFO_ACTOR, platform_actor_specs
+from raymlops.platform import HEAD_PINNED, PLATFORM_INFO_ACTOR, live_platform_actors, platform_actor_specs
 from raymlops.shared_state import check_shared_state, cluster_hosts
 
-__all__ = ["Platform", "down", "ensure_platform_actors", "init", "status", "up"]
+__all__ = ["Platform", "attach", "attached", "dashboard_url", "down", "ensure_platform_actors", "init",
+           "platform_settings", "up"]
 
 
 @dataclass
@@ -162,7 +163,7 @@ def _actor_exists(name: str, namespace: str) -> bool:
         return False
 
 
-def _settings_from_platform(settings: Settings) -> Settings:
+def platform_settings(settings: Settings) -> Settings:
     """When attaching to a running platform, adopt its settings (one truth for all drivers)."""
     try:
         actor = ray.get_actor(PLATFORM_INFO_ACTOR, namespace=settings.namespace)
@@ -190,7 +191,7 @@ def init(
     started_head = False
     if ray.is_initialized():
         target = ray.get_runtime_context().gcs_address
-        dashboard = _status.dashboard_url()
+        dashboard = dashboard_url()
     else:
         target, state = _resolve_address(settings, address)
         if target is None:
@@ -213,7 +214,7 @@ def init(
         dashboard = _connect(settings, target)
         if started_head:
             _wait_for_job_agent(settings.start_timeout_s)
-    settings = _settings_from_platform(settings)
+    settings = platform_settings(settings)
     check_shared_state(settings, len(cluster_hosts(ray.nodes())))
     actors, created = ensure_platform_actors(settings, wait=wait)
     return Platform(
@@ -306,20 +307,41 @@ def up(
     return platform
 
 
-def status(settings: Settings | None = None, *, address: str | None = None) -> dict[str, Any]:
-    """What ``raymlops status`` shows; never starts anything."""
+def attach(settings: Settings | None = None, *, address: str | None = None) -> tuple[str, Settings] | None:
+    """Connect this process to the running platform without starting or creating anything:
+    (the address ``up`` used, the platform's settings), or None when none runs."""
     settings = settings or load_settings()
     target = None
     if ray.is_initialized():  # report the address `up` used (Ray's own may be the LAN one)
         state = _head.read_head_state(settings.state_dir)
         if state and state.gcs_address.endswith(":" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[-1]):
             target = state.gcs_address
+        target = target or ray.get_runtime_context().gcs_address
     else:
         target, _ = _resolve_address(settings, address)
         if target is None:
-            return _status.not_running(settings)
+            return None
         _connect(settings, target)
-    return _status.collect(_settings_from_platform(settings), address=target)
+    return target, platform_settings(settings)
+
+
+def attached(settings: Settings | None = None) -> Settings:
+    """Connect this driver to the running platform (starting nothing) and return the settings
+    to use: the platform's when attaching, else the given ones (or the environment's)."""
+    if ray.is_initialized():
+        return settings or load_settings()
+    return init(settings, start=False).settings
+
+
+def dashboard_url() -> str | None:
+    """The connected cluster's dashboard URL, or None when it runs without one."""
+    try:
+        from ray._private.worker import get_dashboard_url
+
+        url = get_dashboard_url()
+    except Exception:  # noqa: BLE001
+        return None
+    return f"http://{url}" if url and not url.startswith("http") else url
 
 
 def down(settings: Settings | None = None) -> dict[str, Any]:
@@ -333,16 +355,17 @@ def down(settings: Settings | None = None) -> dict[str, Any]:
         # Attached to someone else's cluster: remove only our actors, leave the cluster.
         if not ray.is_initialized():
             _connect(settings, state.gcs_address)
-        on_demand = [s.name for s in platform_actor_specs() if s.on_demand]
-        for name in [*(state.created_actors or []), *on_demand]:
+        # The declared actors this `up` created or that start on demand, and every actor the
+        # platform made per use (warm scoring pools, metrics, alerts), found by its name.
+        declared = {s.name for s in platform_actor_specs()}
+        on_demand = {s.name for s in platform_actor_specs() if s.on_demand}
+        per_use = set(live_platform_actors(settings.namespace)) - declared
+        for name in sorted(set(state.created_actors or []) | on_demand | per_use):
             try:
                 ray.kill(ray.get_actor(name, namespace=settings.namespace), no_restart=True)
                 killed.append(name)
             except ValueError:
                 continue
-        from raymlops.serving.scoring_pool import retire_all
-
-        killed += retire_all(settings.namespace)  # warm scoring actors release their memory
     if ray.is_initialized():
         ray.shutdown()
     processes = _head.stop_head(state)

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         "locally started head): HAProxy routes each connection straight to an ingress "
         "replica's own HTTP server, no Python proxy or Ray RPC per request (4x the "
         "throughput of Serve's Python proxy on 2 cores). Everything it binds stays on "
-        "serve_host (see raymlops.serving.haproxy). False: Serve's Python proxy.",
+        "serve_host (see raymlops._haproxy). False: Serve's Python proxy.",
     )
     auth_mode: Literal["token", "disabled"] = Field(
         default="token",

@@ -1,4 +1,4 @@
-"""Data validation (the TFDV role): infer a schema from training data, check new data against it.
+"""Data schemas (the TFDV role): infer one from training data, check new data against it.
 
 The schema records, per column, its kind and dtype, the observed range (numbers), the set of
 categories (strings, up to a cap), and the null rate. It is plain JSON so it can be stored

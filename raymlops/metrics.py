@@ -32,7 +32,7 @@ from raymlops.exceptions import ValidationError
 from raymlops.platform import HEAD_PINNED
 
 __all__ = ["METRICS", "METRICS_ACTOR", "MetricSpec", "MetricsRecorder", "publish", "record",
-           "retire"]
+           "refresh_interval_s", "retire"]
 
 METRICS_ACTOR = "raymlops-metrics"
 log = logging.getLogger(__name__)
@@ -177,8 +177,6 @@ class MetricsRecorder:
     def _refresh_forever(self) -> None:
         import time
 
-        from raymlops.monitoring.drift_metrics import refresh_interval_s
-
         interval = refresh_interval_s()
         while True:
             time.sleep(interval)
@@ -266,3 +264,16 @@ def publish(values: list[tuple[str, float, dict[str, Any]]], *, namespace: str =
     except Exception as exc:  # noqa: BLE001 - a metric never fails its caller
         log.warning("metrics not published: %s", exc)
         return False
+
+
+def refresh_interval_s() -> float:
+    """How often the holder re-sets its gauges: half of Ray's metrics report interval.
+
+    Ray 2.60's agent evicts a gauge series not set again within two report intervals (even
+    in a live process), so a value set once would vanish ~20 s later; re-setting every half
+    interval keeps it scraped for as long as the actor lives.
+    """
+    import ray
+
+    interval_ms = max(float(ray._config.metrics_report_interval_ms()), 1000.0)
+    return max(0.5, interval_ms / 2000.0)

@@ -17,11 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from raymlops import __version__
+from raymlops._version import __version__
 
-__all__ = ["HEAD_PINNED", "PLATFORM_INFO_ACTOR", "ActorSpec", "PlatformInfo", "platform_actor_specs", "register_actor"]
+__all__ = ["ACTOR_PREFIX", "HEAD_PINNED", "PLATFORM_INFO_ACTOR", "ActorSpec", "PlatformInfo",
+           "live_platform_actors", "platform_actor_specs", "register_actor"]
 
 PLATFORM_INFO_ACTOR = "raymlops-platform"
+# Every actor the platform creates is named with this prefix, the declared ones below and the
+# ones made per use (warm scoring pools, metrics, alerts): `down` finds them all by it.
+ACTOR_PREFIX = "raymlops-"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,14 @@ _SPECS: dict[str, ActorSpec] = {}
 def register_actor(spec: ActorSpec) -> None:
     """Add (or replace) a platform actor; components call this at import time."""
     _SPECS[spec.name] = spec
+
+
+def live_platform_actors(namespace: str) -> list[str]:
+    """Names of the platform's live actors in ``namespace`` (the connected cluster's)."""
+    import ray
+
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["namespace"] == namespace and a["name"].startswith(ACTOR_PREFIX))
 
 
 def platform_actor_specs() -> list[ActorSpec]:

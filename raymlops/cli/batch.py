@@ -69,7 +69,7 @@ def publish_violations(model: str, violations: list[Any]) -> bool:
     on them; the CLI exits right after, so the count goes to the metrics actor)."""
     from collections import Counter
 
-    from raymlops.monitoring.metrics import publish
+    from raymlops.metrics import publish
 
     kinds = Counter(v.kind for v in violations)
     return publish([("raymlops_validation_violations_total", n, {"model": model, "kind": k})
@@ -91,7 +91,7 @@ def validate(
     import pandas as pd
 
     from raymlops.exceptions import DatasetNotFoundError, ValidationError
-    from raymlops.monitoring.validation import validate as check
+    from raymlops.data_schema import validate as check
     from raymlops.registry.client import RegistryClient
     from raymlops.registry.names import split_model_ref
 

@@ -184,9 +184,9 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show the cluster, dashboard, resources, platform actors, Serve apps and storage."""
-    from raymlops import cluster
+    from raymlops._status import status as collect_status
 
-    report = cluster.status(ctx.obj.settings(), address=address)
+    report = collect_status(ctx.obj.settings(), address=address)
     if as_json:
         emit(json.dumps(report, default=str))
     else:

@@ -29,7 +29,7 @@ from raymlops.features.definitions_store import DefinitionsStore
 from raymlops.features.freshness import FreshnessTracker
 from raymlops.features.offline import OfflineStore, validate_rows
 from raymlops.features.online import Key, OnlineRow, make_backend
-from raymlops.monitoring.metrics import record
+from raymlops.metrics import record
 
 __all__ = ["FEATURES_ACTOR", "FeatureStore"]
 

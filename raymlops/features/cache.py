@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from raymlops.features.online import Key, OnlineRow
-from raymlops.monitoring.metrics import record
+from raymlops.metrics import record
 
 __all__ = ["OnlineFeatureCache"]
 

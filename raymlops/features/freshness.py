@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from raymlops.monitoring.metrics import record
+from raymlops.metrics import record
 
 __all__ = ["FreshnessTracker", "view_of"]
 log = logging.getLogger(__name__)

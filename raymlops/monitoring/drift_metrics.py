@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raymlops.exceptions import ValidationError
+from raymlops.metrics import refresh_interval_s
 from raymlops.platform import HEAD_PINNED
 
 __all__ = ["DRIFT_METRICS_ACTOR", "GAUGES", "GaugeSpec", "GaugeValue", "drift_gauge_values",
@@ -94,19 +95,6 @@ def drift_gauge_values(result: Mapping[str, Any], dataset: str) -> list[GaugeVal
         if math.isfinite(float(col["statistic"])):
             values.append(GaugeValue("raymlops_drift_score", float(col["statistic"]), tags))
     return values
-
-
-def refresh_interval_s() -> float:
-    """How often the holder re-sets its gauges: half of Ray's metrics report interval.
-
-    Ray 2.60's agent evicts a gauge series not set again within two report intervals (even
-    in a live process), so a value set once would vanish ~20 s later; re-setting every half
-    interval keeps it scraped for as long as the actor lives.
-    """
-    import ray
-
-    interval_ms = max(float(ray._config.metrics_report_interval_ms()), 1000.0)
-    return max(0.5, interval_ms / 2000.0)
 
 
 class GaugeHolder:

@@ -30,7 +30,7 @@ from raymlops.exceptions import (
     ValidationError,
     VersionNotFoundError,
 )
-from raymlops.monitoring.metrics import record as record_metric
+from raymlops.metrics import record as record_metric
 from raymlops.registry.formats import COMPILED_FILE, DATA_SCHEMA_FILE, ArtifactMeta, verify_digest
 from raymlops.registry.names import parse_ref, validate_alias, validate_model_name
 from raymlops.registry.records import ARCHIVED_TAG, Lineage, ModelRecord, ModelVersion

@@ -283,7 +283,7 @@ def _check_rows(example: pd.DataFrame, check_data: tuple[pd.DataFrame, Any] | No
 def _schema_bytes(training_data: pd.DataFrame | None, data_schema: dict[str, Any] | None) -> bytes | None:
     import json
 
-    from raymlops.monitoring.validation import infer_schema
+    from raymlops.data_schema import infer_schema
 
     if training_data is not None and data_schema is not None:
         raise ValidationError("pass training_data or data_schema, not both", field="data_schema")

@@ -27,29 +27,20 @@ import json
 import time
 from typing import Any
 
+from raymlops.cluster import attached
 from raymlops.config import Settings, load_settings
 from raymlops.exceptions import ClusterError, ModelNotFoundError, RaymlopsError
 from raymlops.registry.names import parse_ref, split_model_ref, validate_model_name
 from raymlops.serving.auth import TokenCheck, resolve_inference_token
 from raymlops.serving.options import DeploymentOptions, load_options
 
-__all__ = ["build_app", "build_from_args", "build_gateway", "deploy", "status", "undeploy"]
+__all__ = ["build_app", "build_from_args", "build_gateway", "current_deployment", "deploy", "status",
+           "undeploy"]
 
 MODEL_DEPLOYMENT = "Model"
 INGRESS_DEPLOYMENT = "Ingress"
 CANARY_DEPLOYMENT = "Canary"
 SHADOW_DEPLOYMENT = "Shadow"
-
-
-def _attach(settings: Settings | None) -> Settings:
-    """Connect this driver to the platform (starting nothing); its settings win when attaching."""
-    import ray
-
-    if ray.is_initialized():
-        return settings or load_settings()
-    from raymlops.cluster import init
-
-    return init(settings, start=False).settings
 
 
 def _settings_dict(settings: Settings) -> dict[str, Any]:
@@ -106,7 +97,7 @@ def build_app(name: str, ref: int | str, settings: Settings, options: Deployment
     from ray import serve
 
     from raymlops.serving.ingress import ModelIngress
-    from raymlops.serving.traffic import Routing
+    from raymlops.serving.routing import Routing
 
     routing = routing if isinstance(routing, Routing) else Routing(**(routing or {}))
     model = (None if options.colocate
@@ -164,7 +155,7 @@ def build_from_args(args: dict[str, Any]) -> Any:
     ``args``: ``model`` (required), ``alias`` or ``version``, ``options`` (DeploymentOptions
     fields). Settings come from the running platform, like every other driver's.
     """
-    from raymlops.cluster import _settings_from_platform
+    from raymlops.cluster import platform_settings
 
     args = dict(args)
     name = validate_model_name(args.pop("model", None))
@@ -173,15 +164,15 @@ def build_from_args(args: dict[str, Any]) -> Any:
     if args:
         raise RaymlopsError(f"unknown application args {sorted(args)}: use model, alias, "
                             "version, options")
-    return build_app(name, ref, _settings_from_platform(load_settings()), options)
+    return build_app(name, ref, platform_settings(load_settings()), options)
 
 
 def build_gateway_from_args(args: dict[str, Any]) -> Any:  # noqa: ARG001 - Serve passes args
     """Application builder of the ``/v2`` gateway for Serve config files (settings, and so the
     inference token, from the running platform, like :func:`build_from_args`)."""
-    from raymlops.cluster import _settings_from_platform
+    from raymlops.cluster import platform_settings
 
-    return build_gateway(_settings_from_platform(load_settings()))
+    return build_gateway(platform_settings(load_settings()))
 
 
 def _gateway_outdated(settings: Settings) -> bool:
@@ -239,7 +230,7 @@ def deploy(
                         target_ongoing_requests=target_ongoing_requests,
                         max_batch_size=max_batch_size,
                         batch_wait_timeout_s=batch_wait_timeout_s, **more)
-    settings = _attach(settings)
+    settings = attached(settings)
     from ray import serve
 
     from raymlops.registry.client import RegistryClient
@@ -247,8 +238,6 @@ def deploy(
 
     RegistryClient.connect(settings).resolve(name, ref)  # a typed 404 before anything starts
     if routing is None and app_name(name) in _applications():
-        from raymlops.serving.traffic import current_deployment
-
         routing = current_deployment(name).get("routing")  # a redeploy keeps a running split
     _start_serve(settings)
     try:
@@ -285,7 +274,7 @@ def _wait_routable(url: str, timeout_s: float = 20.0) -> bool:
 def undeploy(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Delete ``name``'s application (and the ``/v2`` one when no model is left)."""
     validate_model_name(name)
-    _attach(settings)
+    attached(settings)
     from ray import serve
 
     from raymlops.serving.gateway import APP_PREFIX, GATEWAY_APP, app_name
@@ -331,7 +320,7 @@ def _live_stats(app: str, deployment: str = MODEL_DEPLOYMENT, method: str = "sta
 
 def status(name: str | None = None, *, settings: Settings | None = None) -> list[dict[str, Any]]:
     """One entry per served model: state, route, version answering, replicas, counts."""
-    settings = _attach(settings)
+    settings = attached(settings)
     from raymlops.serving.gateway import APP_PREFIX, app_name
 
     apps = _applications()
@@ -372,3 +361,13 @@ def status(name: str | None = None, *, settings: Settings | None = None) -> list
             "deployments": deployments,
         })
     return out
+
+
+def current_deployment(name: str) -> dict[str, Any]:
+    """What ``name``'s application runs with: ``ref``, ``options``, ``routing``, shadow counts."""
+    from ray import serve
+
+    from raymlops.serving.gateway import app_name
+
+    return serve.get_deployment_handle(INGRESS_DEPLOYMENT, app_name(name)).deployed.remote() \
+        .result(timeout_s=30)

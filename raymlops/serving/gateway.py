@@ -24,7 +24,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
-from raymlops import __version__
+from raymlops._version import __version__
 from raymlops.exceptions import AuthenticationError, ModelNotFoundError
 from raymlops.serving.auth import TokenCheck
 from raymlops.serving.ingress import TokenAwareAPI, error_body, unauthorized

@@ -38,6 +38,7 @@ from raymlops.exceptions import AuthenticationError, BadRequestError, ClusterErr
 from raymlops.serving.auth import TokenCheck, challenge_headers, secure_openapi
 from raymlops.serving.metrics import ServingMetrics
 from raymlops.serving.options import DeploymentOptions
+from raymlops.serving.routing import Routing, choose_canary
 from raymlops.serving.protocol import (
     Limits,
     check_content_length,
@@ -243,8 +244,6 @@ class ModelIngress:
                  settings: dict[str, Any] | None = None) -> None:
         import random
 
-        from raymlops.serving.traffic import Routing
-
         self.model = model
         self.local: Any = None
         if model is None:
@@ -267,8 +266,6 @@ class ModelIngress:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """New routing (canary / shadow): take handles to the deployments it names."""
-        from raymlops.serving.traffic import Routing
-
         routing = Routing(**(config or {}))
         self.canary = (serve.get_deployment_handle("Canary", _check_exists=False)
                        if routing.canary else None)
@@ -285,8 +282,6 @@ class ModelIngress:
     async def _predict(self, frame: Any, proba: bool, request_id: str,
                        sticky: str | None) -> dict[str, Any]:
         """Primary or canary answers; a shadow copy runs after, never awaited by the caller."""
-        from raymlops.serving.traffic import choose_canary
-
         routing, target, route = self.routing, self.model, "primary"
         if routing.canary and self.canary is not None:
             header = sticky if routing.canary.sticky_header else None

@@ -91,7 +91,7 @@ class ServingMetrics:
         """This replica now holds ``version`` (after its first load or a hot swap from
         ``previous``): the series for ``previous`` drops to 0, then the one for ``version``
         is 1 (in that order, so a report between the two never counts a replica twice)."""
-        from raymlops.monitoring.metrics import record, retire
+        from raymlops.metrics import record, retire
 
         if previous is not None and previous != version:
             retire("raymlops_serve_replicas", **self._replica_tags(previous))
@@ -99,7 +99,7 @@ class ServingMetrics:
 
     def stopped(self, version: int) -> None:
         """This replica is shutting down: its series drops to 0 and ages out."""
-        from raymlops.monitoring.metrics import retire
+        from raymlops.metrics import retire
 
         retire("raymlops_serve_replicas", **self._replica_tags(version))
 

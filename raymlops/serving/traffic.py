@@ -2,7 +2,7 @@
 
 A model's application may hold, beside ``Model`` (which follows the alias), a ``Canary``
 and/or a ``Shadow`` deployment, each pinned to one version. The ingress routes by its
-``user_config`` (a :class:`Routing`):
+``user_config`` (a :class:`~raymlops.serving.routing.Routing`):
 
 - **canary**: ``percent`` of requests go to the canary version; with ``sticky_header`` set, a
   request carrying that header always lands on the same side (a hash of its value, so a
@@ -20,66 +20,18 @@ the primary follows to the canary/shadow version (the primary hot-swaps) and rem
 
 from __future__ import annotations
 
-import random
-import zlib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from raymlops.cluster import attached
 from raymlops.config import Settings
 from raymlops.exceptions import ConflictError, ValidationError
+from raymlops.serving.api import current_deployment, deploy
+from raymlops.serving.routing import Routing, Split
 
-__all__ = ["Routing", "abort", "canary", "choose_canary", "promote", "shadow"]
-
-
-class Split(BaseModel):
-    """A pinned version beside the primary (canary or shadow)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: int = Field(ge=1, description="The registered version this deployment serves.")
-    percent: float = Field(default=0.0, ge=0, le=100,
-                           description="Canary: share of requests it answers (0-100).")
-    sticky_header: str | None = Field(
-        default=None, description="Canary: request header whose value pins a caller to a side.")
-
-
-class Routing(BaseModel):
-    """The ingress's ``user_config``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    canary: Split | None = Field(default=None, description="Canary split, if any.")
-    shadow: Split | None = Field(default=None, description="Shadow copy, if any.")
-
-
-def choose_canary(percent: float, sticky_value: str | None, rng: random.Random) -> bool:
-    """True: this request goes to the canary. Sticky values hash to a fixed bucket of 10,000."""
-    if percent <= 0:
-        return False
-    if percent >= 100:
-        return True
-    if sticky_value is not None:
-        bucket = zlib.crc32(sticky_value.encode()) % 10_000
-    else:
-        bucket = rng.randrange(10_000)
-    return bucket < percent * 100
-
-
-def current_deployment(name: str) -> dict[str, Any]:
-    """What ``name``'s application runs with: ``ref``, ``options``, ``routing``, shadow counts."""
-    from ray import serve
-
-    from raymlops.serving.api import INGRESS_DEPLOYMENT
-    from raymlops.serving.gateway import app_name
-
-    return serve.get_deployment_handle(INGRESS_DEPLOYMENT, app_name(name)).deployed.remote() \
-        .result(timeout_s=30)
+__all__ = ["abort", "canary", "promote", "shadow"]
 
 
 def _redeploy(name: str, settings: Settings, routing: Routing) -> dict[str, Any]:
-    from raymlops.serving.api import deploy
-
     current = current_deployment(name)
     return deploy(name, version=current["ref"] if isinstance(current["ref"], int) else None,
                   alias=current["ref"] if isinstance(current["ref"], str) else None,
@@ -96,9 +48,8 @@ def _check_version(name: str, version: int | str, settings: Settings) -> int:
 def canary(name: str, version: int | str, percent: float, *, sticky_header: str | None = None,
            settings: Settings | None = None) -> dict[str, Any]:
     """Send ``percent`` of ``name``'s traffic to ``version`` (sticky on a header if given)."""
-    from raymlops.serving.api import _attach
 
-    settings = _attach(settings)
+    settings = attached(settings)
     v = _check_version(name, version, settings)
     if not 0 <= percent <= 100:
         raise ValidationError(f"percent must be within 0..100, got {percent}", field="percent")
@@ -110,9 +61,8 @@ def canary(name: str, version: int | str, percent: float, *, sticky_header: str 
 
 def shadow(name: str, version: int | str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Copy ``name``'s traffic to ``version``: logged and compared, never returned."""
-    from raymlops.serving.api import _attach
 
-    settings = _attach(settings)
+    settings = attached(settings)
     v = _check_version(name, version, settings)
     routing = Routing(**current_deployment(name)["routing"])
     return _redeploy(name, settings, routing.model_copy(update={"shadow": Split(version=v)}))
@@ -121,9 +71,8 @@ def shadow(name: str, version: int | str, *, settings: Settings | None = None) -
 def promote(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Make the canary's (else the shadow's) version the primary's, then remove it."""
     from raymlops.registry.client import RegistryClient
-    from raymlops.serving.api import _attach
 
-    settings = _attach(settings)
+    settings = attached(settings)
     current = current_deployment(name)
     routing = Routing(**current["routing"])
     split, field = (routing.canary, "canary") if routing.canary else (routing.shadow, "shadow")
@@ -138,9 +87,8 @@ def promote(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
 
 def abort(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Remove the canary and the shadow; all traffic back to the primary."""
-    from raymlops.serving.api import _attach
 
-    settings = _attach(settings)
+    settings = attached(settings)
     if Routing(**current_deployment(name)["routing"]) == Routing():
         raise ConflictError(f"{name} has no canary or shadow to abort", name=name)
     return _redeploy(name, settings, Routing())

@@ -618,7 +618,7 @@ def _finish(config: SearchConfig, results: Any, trials: _MlflowTrials, client: A
             data_window: tuple[str, str] | None, feature_views: dict[str, int],
             register_kwargs: dict[str, Any], parent_version: int | None,
             refit_data: TrainData | None = None) -> SearchResult:
-    from raymlops.monitoring.metrics import publish
+    from raymlops.metrics import publish
 
     ok = [r for r in results if r.error is None and r.checkpoint is not None]
     # The counters go to the metrics holder actor while the best trial is evaluated (the

@@ -371,7 +371,7 @@ def publish_event_metrics(model: str, event: Event) -> bool:
     Promotions and rollbacks are counted by the registry actor, where every path (CLI, CT,
     serving) moves the alias.
     """
-    from raymlops.monitoring.metrics import publish
+    from raymlops.metrics import publish
 
     values: list[tuple[str, float, dict[str, Any]]] = []
     if event.metric == "roc_auc" and _finite(event.champion_score):

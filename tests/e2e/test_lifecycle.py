@@ -27,6 +27,42 @@ def _ray_processes_of(temp_dir: str) -> list[int]:
     return pids
 
 
+PER_USE_ACTOR = """
+import ray
+ray.init(address="{address}", namespace="raymlops", logging_level="ERROR", log_to_driver=False)
+
+@ray.remote(num_cpus=0)
+class Holder:
+    def ping(self):
+        return "ok"
+
+h = Holder.options(name="raymlops-test-per-use", lifetime="detached").remote()
+ray.get(h.ping.remote(), timeout=60)
+"""
+
+
+def _attached_down_stops_only_its_own(cli, address: str) -> None:
+    """A second storage root attaches (`up --address`) and runs `down`: the actors the
+    platform made per use (a pool, metrics...) go, the head and its declared actors stay."""
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import _new_cli
+
+    other = _new_cli(cli.root.parent / "attached")
+    other.env["HOME"] = cli.env.get("HOME", str(Path.home()))
+    assert other.json("up", "--address", address)["started_head"] is False
+    made = subprocess.run([sys.executable, "-c", PER_USE_ACTOR.format(address=address)],
+                          env=dict(cli.env, RAY_AUTH_MODE="token"), capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    down = other.json("down")
+    assert down["head_stopped"] is False and "raymlops-test-per-use" in down["actors_killed"]
+    assert not set(down["actors_killed"]) & {s.name for s in platform_actor_specs() if not s.on_demand}
+    states = {a["name"]: a["state"] for a in cli.json("status")["actors"]}
+    assert all(states[s.name] == "ALIVE" for s in platform_actor_specs() if not s.on_demand)
+
+
 def test_up_status_down_twice(cli) -> None:
     gcs_port = int(cli.env["RAYMLOPS_GCS_PORT"])
     for round_ in range(2):
@@ -67,6 +103,8 @@ def test_up_status_down_twice(cli) -> None:
 
         from raymlops.config import load_settings
 
+        if round_ == 0:
+            _attached_down_stops_only_its_own(cli, first["ray_address"])
         temp_dir = str(load_settings(storage_root=cli.root).ray_temp_dir)
         assert _ray_processes_of(temp_dir), "the head's daemons should name its temp dir"
         down = cli.json("down")

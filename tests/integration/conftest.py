@@ -20,12 +20,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
 
     os.environ.pop("RAY_ADDRESS", None)
     from raymlops.config import load_settings
-    from raymlops.serving.haproxy import haproxy_enabled, loopback_env
+    from raymlops._haproxy import haproxy_enabled, loopback_env
 
     if haproxy_enabled(load_settings()):
         # Serve's HAProxy mode, as on a head that `raymlops up` starts (the default;
         # RAYMLOPS_SERVE_HAPROXY=0 runs the session behind Serve's Python proxy instead),
-        # every listener on loopback (raymlops.serving.haproxy).
+        # every listener on loopback (raymlops._haproxy).
         os.environ.update(loopback_env(tmp_path_factory.mktemp("haproxy")))
     if not ray.is_initialized():
         ray.init(
@@ -37,7 +37,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
             log_to_driver=False,
             # Metrics reach the agent every 2 s instead of 10: tests that wait for a value to
             # be exported (or for a dead series to age out, two intervals) wait 5x less. The
-            # platform's gauge refreshers follow this interval (drift_metrics.refresh_interval_s).
+            # platform's gauge refreshers follow this interval (metrics.refresh_interval_s).
             _system_config={"metrics_report_interval_ms": 2000},
         )
     yield ray

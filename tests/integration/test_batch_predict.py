@@ -216,7 +216,7 @@ def test_a_new_version_replaces_the_pool_and_idle_pools_end(flights_features, re
 
 
 def test_the_training_data_schema_is_stored_with_the_version(delay_model, registry) -> None:
-    from raymlops.monitoring.validation import validate
+    from raymlops.data_schema import validate
 
     _, features, info = delay_model
     schema = registry.data_schema(MODEL, info["version"])

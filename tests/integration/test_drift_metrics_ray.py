@@ -11,11 +11,8 @@ import pytest
 
 from raymlops.datasets.flights import load_weather
 from raymlops.monitoring.drift import drift_report
-from raymlops.monitoring.drift_metrics import (
-    DRIFT_METRICS_ACTOR,
-    export_drift_metrics,
-    refresh_interval_s,
-)
+from raymlops.metrics import refresh_interval_s
+from raymlops.monitoring.drift_metrics import DRIFT_METRICS_ACTOR, export_drift_metrics
 
 pytestmark = pytest.mark.timeout(240)
 COLUMNS = ["temp", "dewp", "humid", "wind_speed", "pressure", "visib", "origin"]

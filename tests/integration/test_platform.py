@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from raymlops.cluster import ensure_platform_actors, init, status
+from raymlops import status
+from raymlops.cluster import ensure_platform_actors, init
 from raymlops.config import load_settings
 from raymlops.platform import PLATFORM_INFO_ACTOR, platform_actor_specs
 

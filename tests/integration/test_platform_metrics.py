@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from raymlops.monitoring.metrics import publish
+from raymlops.metrics import publish
 from raymlops.monitoring.scrape import scrape, targets_from_nodes
 from tests.integration.serving_helpers import register_classifier
 

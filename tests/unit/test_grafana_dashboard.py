@@ -28,7 +28,7 @@ def exported_series() -> set[str]:
     source = (REPO / "raymlops").rglob("*.py")
     histograms = {m for path in source for m in re.findall(
         r"""Histogram\(\s*["'](raymlops_\w+)""", path.read_text())}
-    from raymlops.monitoring.metrics import METRICS
+    from raymlops.metrics import METRICS
 
     histograms |= {n for n, s in METRICS.items() if s.kind == "histogram"}
     out = set()

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from raymlops.config import load_settings
-from raymlops.serving.haproxy import HAPROXY_ENV, haproxy_env, real_haproxy_binary, write_wrapper
+from raymlops._haproxy import HAPROXY_ENV, haproxy_env, real_haproxy_binary, write_wrapper
 
 # The listeners as Ray 2.60's template renders them (haproxy_templates.py), plus other spellings
 CONFIG = """global
@@ -80,7 +80,7 @@ def test_real_binary_is_serves_choice_without_importing_serve(tmp_path: Path, mo
     """`up` needs the path before starting the head: asking without ray.serve saves ~1.2 s."""
     import sys
 
-    from raymlops.serving.haproxy import _serve_resolved_binary
+    from raymlops._haproxy import _serve_resolved_binary
 
     monkeypatch.delenv("RAY_SERVE_HAPROXY_BINARY_PATH", raising=False)
     serves_choice = _serve_resolved_binary()
@@ -88,7 +88,7 @@ def test_real_binary_is_serves_choice_without_importing_serve(tmp_path: Path, mo
     monkeypatch.setenv("RAY_SERVE_HAPROXY_BINARY_PATH", str(wrapper))  # never the wrapper
     assert real_haproxy_binary() == serves_choice != str(wrapper)
     assert os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] == str(wrapper)  # left as it was
-    code = ("import sys; from raymlops.serving.haproxy import real_haproxy_binary as f; f();"
+    code = ("import sys; from raymlops._haproxy import real_haproxy_binary as f; f();"
             "print('ray.serve' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

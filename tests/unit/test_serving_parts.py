@@ -190,7 +190,7 @@ def test_prediction_log_counts_a_failed_write_and_keeps_going(tmp_path: Path) ->
 def test_canary_choice_share_and_stickiness() -> None:
     import random
 
-    from raymlops.serving.traffic import Routing, choose_canary
+    from raymlops.serving.routing import Routing, choose_canary
 
     rng = random.Random(1)
     picks = [choose_canary(10, None, rng) for _ in range(20_000)]

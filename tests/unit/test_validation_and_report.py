@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from raymlops.cli import app
 from raymlops.monitoring.drift import drift_report
 from raymlops.monitoring.report import render_html
-from raymlops.monitoring.validation import infer_schema, validate
+from raymlops.data_schema import infer_schema, validate
 
 
 @pytest.fixture(scope="module")
