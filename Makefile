@@ -12,11 +12,12 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test-deps demo test test-unit test-integration test-e2e bench up status down clean help
+.PHONY: venv test-deps lint demo test test-unit test-integration test-e2e bench up status down clean help
 
 help:
 	@echo "make demo    run the main job (raymlops demo) on the local embedded platform"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
+	@echo "make lint    ruff over the code and the tests"
 	@echo "make bench   run the benchmarks and rewrite benchmarks/RESULTS.md"
 
 $(STAMP): pyproject.toml Makefile
@@ -34,6 +35,10 @@ test-deps:
 
 demo: $(STAMP)
 	$(BIN)/raymlops demo
+
+# ruff with the rule set in pyproject.toml ([tool.ruff]); CI runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check raymlops tests benchmarks jobs examples
 
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)

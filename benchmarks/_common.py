@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from raymlops._ports import free_port  # noqa: E402,F401  (shared with the CLI)
+from raymlops._ports import free_port  # noqa: F401  (shared with the CLI)
 
 RESULTS_DIR = Path(__file__).parent / "results"
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import flights_platform, machine, median, write_section  # noqa: E402
+from _common import flights_platform, machine, median, write_section
 
 RAW = ["origin", "tailnum", "sched_dep_ts", "hour", "distance", "carrier"]
 OWN = ["hour", "distance"]
@@ -53,12 +53,12 @@ def ceiling(src: Path, predictor, features, keep: list[str], workers: int) -> tu
     overhead at all, Ray Data can be at most ``all_core / (one_thread / workers)`` times
     faster: Amdahl's bound for this model on this machine.
     """
+    import io
+
     from threadpoolctl import threadpool_limits
 
     from raymlops.serving.batch import score_frame
     from raymlops.tabular_input import plan_units, read_unit
-
-    import io
 
     units = plan_units(src, rows_per_unit=100_000)
     units = [u for u in units if u.path == units[0].path]

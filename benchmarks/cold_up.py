@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, machine, median, timed, write_section  # noqa: E402
+from _common import free_port, machine, median, timed, write_section
 
 BIN = Path(sys.executable).parent
 

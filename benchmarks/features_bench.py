@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_section  # noqa: E402
+from _common import machine, write_section
 
-AT = dt.datetime(2013, 12, 31, 3, 0, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2013, 12, 31, 3, 0, tzinfo=dt.UTC)
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -57,7 +57,7 @@ def main() -> None:
     weather, planes = weather_rows(), planes_rows()
     fs.ingest("weather", weather)
     fs.ingest("planes", planes)
-    fs.materialize(end=dt.datetime(2014, 1, 1, tzinfo=dt.timezone.utc))
+    fs.materialize(end=dt.datetime(2014, 1, 1, tzinfo=dt.UTC))
 
     tails = [t for t in planes.column("tailnum").to_pylist() if t][:100]
     origins = ["EWR", "JFK", "LGA"]

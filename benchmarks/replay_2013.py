@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import flights_platform, machine, write_section  # noqa: E402
+from _common import flights_platform, machine, write_section
 
-from raymlops.training.ct import CTPolicy  # noqa: E402
+from raymlops.training.ct import CTPolicy
 
 # Every run goes through the flights spec (examples/flights/spec.yaml): the same machinery as
 # `raymlops ct run --spec`, with this script's policy overrides.

@@ -39,8 +39,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import flights_platform, machine, write_section  # noqa: E402
-from batch_bench import OWN, RAW, ceiling, pandas_loop  # noqa: E402
+from _common import flights_platform, machine, write_section
+from batch_bench import OWN, RAW, ceiling, pandas_loop
 
 FLIGHTS_2013 = 336_776
 
@@ -75,7 +75,7 @@ class PeakRss:
                 info = ray.get(ray.get_actor(name, namespace=self.namespace).describe.remote(),
                                timeout=2)
                 pids.append(info["pid"])
-            except Exception:  # noqa: BLE001 - starting or ending
+            except Exception:  # noqa: BLE001, S112 - starting or ending
                 continue
         return pids
 
@@ -257,7 +257,7 @@ def slope(points: list[tuple[int, float]]) -> float:
     xs = [math.log(r) for r, _ in points]
     ys = [math.log(s) for _, s in points]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, machine, write_section  # noqa: E402
+from _common import free_port, machine, write_section
 
 FEATURES = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib"]
 CONCURRENCY = (1, 16, 64)
@@ -236,7 +236,7 @@ def render(results: dict[str, dict[tuple[str, int], dict[str, float]]], seconds:
                                  f"{r['errors']} |")
     lines += ["", "| target | Serve HTTP path | measured | verdict |", "|---|---|---:|---|"]
     for mode, cells in results.items():
-        def ratio(a: str, b: str, c: int, key: str = "rps") -> float:
+        def ratio(a: str, b: str, c: int, key: str = "rps", cells: dict = cells) -> float:
             return cells[(a, c)][key] / cells[(b, c)][key]
 
         checks = [

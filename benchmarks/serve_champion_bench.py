@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, machine, write_section  # noqa: E402
-from serve_bench import CONCURRENCY, _load  # noqa: E402
+from _common import free_port, machine, write_section
+from serve_bench import CONCURRENCY, _load
 
 REQUEST = ["origin", "tailnum", "hour", "distance", "carrier"]
 FLOOR = "Serve floor (no-op app)"
@@ -161,7 +161,7 @@ def _bare_files(name: str, settings, folder: Path, records: list[dict]) -> bool:
     online = FeatureStoreClient.connect(settings).get_online_features(
         predictor.meta.feature_service, [{k: r[k] for k in keys} for r in records])
     features = [[[r[k] for k in keys], {c: row.get(c) for c in columns if "__" in c}]
-                for r, row in zip(records, online["rows"])]
+                for r, row in zip(records, online["rows"], strict=True)]
     schema = InputSchema.from_signature(predictor.meta.signature, columns)
     text = [c.name for c in schema.columns if c.type == "string"] if schema else []
     (folder / "bare.json").write_text(json.dumps(
@@ -210,7 +210,8 @@ def _run_family(family: str, settings, work: Path, records: list[dict], seconds:
         for label, answer in answers.items():  # the same labels, probabilities within 1e-5
             assert answer["predictions"] == reference["predictions"], (label, answer)
             got = answer.get("probabilities") or []
-            assert all(abs(a - b) <= 1e-5 for p, q in zip(got, reference["probabilities"]) for a, b in zip(p, q))
+            assert all(abs(a - b) <= 1e-5 for p, q in zip(got, reference["probabilities"], strict=True)
+                       for a, b in zip(p, q, strict=True))
         cells = {}
         for c in CONCURRENCY:
             for label, url in reversed(list(urls.items())):
@@ -249,7 +250,7 @@ def render(results: dict[str, dict], seconds: float) -> str:
     for family, result in results.items():
         cells = result["cells"]
 
-        def ratio(a: str, b: str, c: int, key: str = "rps") -> float | None:
+        def ratio(a: str, b: str, c: int, key: str = "rps", cells: dict = cells) -> float | None:
             if (a, c) not in cells or (b, c) not in cells:
                 return None
             return cells[(a, c)][key] / cells[(b, c)][key]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import flights_platform, machine, write_section  # noqa: E402
+from _common import flights_platform, machine, write_section
 
 FAMILIES = ["hgb", "logreg", "rf"]
 STEPS = 8
@@ -37,8 +37,8 @@ def optuna_search(data, trials: int, seed: int) -> tuple[float, float]:
         params = dict(trial.params)
         family = params.pop("family")
         model = None
-        for _, model, _ in train_steps(family, params, data, STEPS, seed=seed):
-            pass
+        for _, stepped, _ in train_steps(family, params, data, STEPS, seed=seed):
+            model = stepped
         return validation_auc(model, family, data)
 
     started = time.perf_counter()
@@ -66,8 +66,8 @@ def main() -> None:
 
     import ray
 
-    from raymlops.training.automl import SearchConfig, preload_search_driver, run_search
     from raymlops.datasets.flights_labels import flights_spec
+    from raymlops.training.automl import SearchConfig, preload_search_driver, run_search
     from raymlops.training.dataset import LabelledData
 
     cpus = os.cpu_count() or 2

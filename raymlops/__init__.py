@@ -10,9 +10,9 @@ Public API (re-exports only)::
 from __future__ import annotations
 
 from raymlops._lazy import lazy_getattr
-from raymlops.config import Settings, load_settings  # noqa: E402
-from raymlops.exceptions import RaymlopsError  # noqa: E402
-from raymlops._version import __version__  # noqa: E402
+from raymlops._version import __version__
+from raymlops.config import Settings, load_settings
+from raymlops.exceptions import RaymlopsError
 
 
 def init(*args, **kwargs):

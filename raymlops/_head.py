@@ -150,7 +150,7 @@ def start_head(
             )
     if settings.auth_mode == "token":
         ensure_auth_token()
-    temp_dir = Path(settings.ray_temp_dir or "/tmp/raymlops")
+    temp_dir = Path(settings.ray_temp_dir or "/tmp/raymlops")  # noqa: S108 - short: Ray puts sockets there
     temp_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
@@ -186,7 +186,7 @@ def start_head(
     from raymlops._haproxy import haproxy_env
 
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - `ray start` of this venv, arguments built here
             cmd, env={**head_env(settings), **ft_env, **haproxy_env(settings), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -196,7 +196,8 @@ def start_head(
             code = proc.wait(timeout=settings.start_timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
-            raise ClusterError(f"ray start did not finish in {settings.start_timeout_s}s; see {log_path}")
+            raise ClusterError(
+                f"ray start did not finish in {settings.start_timeout_s}s; see {log_path}") from None
     if code != 0:
         _kill_group(proc.pid)
         tail = log_path.read_text()[-2000:]

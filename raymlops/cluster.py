@@ -236,7 +236,7 @@ def _prepare_tracking_store(settings: Settings) -> subprocess.Popen:
     """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with open(settings.state_dir / "tracking-store-prepare.log", "w") as log:
-        return subprocess.Popen(
+        return subprocess.Popen(  # noqa: S603 - this interpreter and module, the settings' URI
             [sys.executable, "-m", "raymlops.registry.prepare_store", settings.tracking_uri],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
@@ -290,7 +290,8 @@ def up(
     platform = init(settings, address=address, autoscaling_config=autoscaling_config, wait=wait)
     if platform.started_head:
         state = _head.read_head_state(settings.state_dir)
-        assert state is not None
+        if state is None:
+            raise ClusterError(f"the head started but its state file in {settings.state_dir} is gone")
     elif previous and previous.gcs_address == platform.address:
         state = previous
     else:

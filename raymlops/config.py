@@ -192,7 +192,7 @@ class Settings(BaseSettings):
             derived["artifact_location"] = self.storage.uri_of("mlartifacts")
         if self.ray_temp_dir is None:
             digest = hashlib.sha256(root.encode()).hexdigest()[:8]
-            derived["ray_temp_dir"] = Path(f"/tmp/raymlops-{digest}")
+            derived["ray_temp_dir"] = Path(f"/tmp/raymlops-{digest}")  # noqa: S108 - short: socket paths
         for key, value in derived.items():
             object.__setattr__(self, key, value)
         return self
@@ -203,8 +203,8 @@ class Settings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - pydantic's hook signature
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_values = _YAML_VALUES.get()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
@@ -250,7 +250,7 @@ class Settings(BaseSettings):
             if data.get(key):
                 data[key] = mask_password(data[key])
         if data.get("inference_token"):
-            data["inference_token"] = "***"
+            data["inference_token"] = "***"  # noqa: S105 - the mask that replaces it
         return data
 
 
@@ -288,7 +288,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}", field="config_file")
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}", field="config_file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings", field="config_file")
     return data

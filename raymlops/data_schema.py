@@ -69,7 +69,8 @@ def validate(df: pd.DataFrame, schema: dict[str, Any], null_rate_tolerance: floa
         series = df[name]
         kind = _kind(series)
         if kind != spec["kind"]:
-            out.append(Violation(name, "wrong_type", f"{series.dtype} ({kind}), expected {spec['dtype']} ({spec['kind']})"))
+            out.append(Violation(name, "wrong_type",
+                                 f"{series.dtype} ({kind}), expected {spec['dtype']} ({spec['kind']})"))
             continue
         values = series.dropna()
         if kind == "numeric" and "min" in spec and len(values):

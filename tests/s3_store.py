@@ -8,7 +8,6 @@ skips: a test that asks for S3 and cannot get it fails.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -131,7 +130,7 @@ def _start(folder: Path, host: str, timeout_s: float, command_prefix: list[str] 
         try:
             store.make_bucket("raymlops-probe")
             return store
-        except Exception:  # not answering yet
+        except Exception:  # noqa: BLE001 - not answering yet, whatever the client says
             time.sleep(0.3)
     store.stop()
     raise RuntimeError(f"the S3 store on {host}:{s3} did not answer in {timeout_s:.0f} s")

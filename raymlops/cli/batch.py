@@ -25,7 +25,8 @@ def predict(
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Output folder (Parquet): a local path or s3://bucket/prefix.")],
     keep: Annotated[str | None, typer.Option(help="Comma-separated input columns to copy to the output.")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Scoring actors (default: from the cluster's CPUs).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Scoring actors (default: from the cluster's CPUs).")] = None,
     rows_per_unit: Annotated[int, typer.Option(min=1, help="Most rows per unit of work.")] = 100_000,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -79,7 +80,8 @@ def publish_violations(model: str, violations: list[Any]) -> bool:
 @app.command("validate")
 def validate(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME@VERSION whose training schema to check against.")],
+    model: Annotated[str, typer.Argument(
+        help="NAME, NAME@ALIAS or NAME@VERSION whose training schema to check against.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Parquet file/folder or CSV to check.")],
     null_rate_tolerance: Annotated[float, typer.Option(help="Allowed rise of a column's null rate.")] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the violations as JSON.")] = False,
@@ -90,8 +92,8 @@ def validate(
     """
     import pandas as pd
 
-    from raymlops.exceptions import DatasetNotFoundError, ValidationError
     from raymlops.data_schema import validate as check
+    from raymlops.exceptions import DatasetNotFoundError, ValidationError
     from raymlops.registry.client import RegistryClient
     from raymlops.registry.names import split_model_ref
 

@@ -11,13 +11,15 @@ import typer
 from rich.table import Table
 
 from raymlops.cli._app import app, console, emit
+
 ct_app = typer.Typer(help="Continuous training: drift/performance/schedule triggers, gated promotion.",
                      no_args_is_help=True)
 app.add_typer(ct_app, name="ct")
 
 
 def _event_row(table: Table, e: dict[str, Any]) -> None:
-    colour = {"promoted": "green", "rejected": "yellow", "failed": "red", "rollback": "magenta"}.get(e["decision"], "dim")
+    colours = {"promoted": "green", "rejected": "yellow", "failed": "red", "rollback": "magenta"}
+    colour = colours.get(e["decision"], "dim")
     num = lambda v: "-" if v is None or v != v else f"{v:.4f}"  # noqa: E731
     table.add_row(str(e["cycle"]), e["period"], e["trigger"] or "-", f"[{colour}]{e['decision']}[/]",
                   f"v{e['champion_before'] or '-'} -> v{e['champion_after'] or '-'}", e.get("metric") or "-",
@@ -107,7 +109,8 @@ def run(
 
     def on_event(event: Any) -> None:
         if not as_json:
-            console.print(f"{event.period}: [bold]{event.decision}[/] ({event.trigger or 'no trigger'}) - {event.reason}")
+            console.print(f"{event.period}: [bold]{event.decision}[/] "
+                          f"({event.trigger or 'no trigger'}) - {event.reason}")
 
     def on_plan(the_plan: Any) -> None:
         if not as_json:
@@ -172,7 +175,6 @@ def stop(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Stop the CT service's checks (a check that is running is cancelled)."""
-    import ray
 
     from raymlops import cluster
     from raymlops.training.ct_service import CT_SERVICE_ACTOR
@@ -222,7 +224,7 @@ def status(
             service = [r for r in ray.get(handle.status.remote(), timeout=30) if model is None or r["model"] == model]
         except ValueError:
             pass
-    except Exception:  # noqa: BLE001 - status still shows the durable record without a platform
+    except Exception:  # noqa: BLE001, S110 - status still shows the durable record without a platform
         pass
     if as_json:
         emit(json.dumps({"events": events, "aliases": aliases, "service": service}, default=str))
@@ -231,7 +233,8 @@ def status(
         console.print(service_table(service))
     for name, al in aliases.items():
         console.print(f"[bold]{name}[/]: " + ", ".join(f"{a}=v{v}" for a, v in sorted(al.items())))
-    retrains = sum(1 for e in events if e["decision"] in ("promoted", "rejected", "failed") and e["trigger"] != "bootstrap")
+    retrains = sum(1 for e in events
+                   if e["decision"] in ("promoted", "rejected", "failed") and e["trigger"] != "bootstrap")
     console.print(_events_table(events, f"CT events ({len(events)}, {retrains} retrains)"))
 
 

@@ -56,7 +56,8 @@ def demo(
     for col in ("month", "flights", "served by", "AUC loop", "AUC frozen", "drifted", "decision"):
         table.add_column(col)
     for m in summary["months"]:
-        drift = "-" if m["share_drifted"] is None else f"{m['share_drifted']:.0%}" + (" (drift)" if m["dataset_drift"] else "")
+        drift = ("-" if m["share_drifted"] is None
+                 else f"{m['share_drifted']:.0%}" + (" (drift)" if m["dataset_drift"] else ""))
         table.add_row(f"2013-{m['month']:02d}", f"{m['rows']:,}", f"v{m['version']}", f"{m['auc_loop']:.4f}",
                       f"{m['auc_frozen']:.4f}", drift, m["decision"])
     table.add_row("mean", "", "", f"{summary['mean_auc_loop']:.4f}", f"{summary['mean_auc_frozen']:.4f}", "",
@@ -65,8 +66,10 @@ def demo(
     s = summary["serving"]
     console.print(f"online: {s['requests']:,} requests, {s['failed']} failed, p50 {s['p50_ms']:.1f} ms, "
                   f"p99 {s['p99_ms']:.1f} ms, answered by versions {s['versions']}")
-    console.print("versions: " + ", ".join(f"v{v['version']}" + (f" ({', '.join(v['aliases'])})" if v["aliases"] else "")
-                                          for v in summary["versions"]))
+    def version(v: dict) -> str:
+        return f"v{v['version']}" + (f" ({', '.join(v['aliases'])})" if v["aliases"] else "")
+
+    console.print("versions: " + ", ".join(version(v) for v in summary["versions"]))
     console.print(f"report: [bold]{summary['report']}[/] (open it in a browser)")
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {summary['tracking_uri']} "
                   f"--default-artifact-root {summary['artifact_location']}")

@@ -34,7 +34,7 @@ def _time(value: str | None, name: str) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ValidationError(f"--{name} {value!r} is not an ISO date/time", field=name) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @features_app.command("apply")

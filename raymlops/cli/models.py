@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import emit, app, console
+from raymlops.cli._app import app, console, emit
 
 models_app = typer.Typer(help="Registered models: versions, aliases, promotion, rollback.",
                          no_args_is_help=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import emit, CliState, app, console
+from raymlops.cli._app import CliState, app, console, emit
 
 AddressOption = Annotated[
     str | None,

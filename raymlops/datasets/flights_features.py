@@ -13,7 +13,7 @@ __all__ = ["DEFINITIONS", "planes_rows", "weather_rows"]
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "examples" / "flights" / "features.yaml"
 # Plane metadata has no time; it is known from the start of the data onwards.
-PLANES_KNOWN_FROM = dt.datetime(2012, 12, 31, tzinfo=dt.timezone.utc)
+PLANES_KNOWN_FROM = dt.datetime(2012, 12, 31, tzinfo=dt.UTC)
 
 
 def weather_rows() -> pa.Table:

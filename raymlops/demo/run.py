@@ -57,7 +57,7 @@ def _stage(name: str, say: Callable[[str], None]) -> Iterator[None]:
         yield
     except DemoError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
+    except Exception as exc:
         raise DemoError(f"stage '{name}' failed: {type(exc).__name__}: {exc}", stage=name) from exc
     say(f"  done in {time.perf_counter() - started:.1f} s")
 
@@ -229,5 +229,5 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
             try:
                 if platform.started_head:
                     cluster.down(settings)
-            except Exception:  # noqa: BLE001 - best effort; the demo's own error matters more
+            except Exception:  # noqa: BLE001, S110 - best effort; the demo's own error matters more
                 pass

@@ -34,7 +34,7 @@ from raymlops.metrics import record
 __all__ = ["FEATURES_ACTOR", "FeatureStore"]
 
 FEATURES_ACTOR = "raymlops-features"
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _us(value: Any) -> int:
@@ -139,7 +139,7 @@ class FeatureStore:
         views: list[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Offline -> online for [start, end); incremental: start defaults to the last end."""
-        end = end or dt.datetime.now(dt.timezone.utc)
+        end = end or dt.datetime.now(dt.UTC)
         names = views or [d.name for d in self.definitions.list("feature_view")]
         report = []
         for name in names:
@@ -219,10 +219,10 @@ class FeatureStore:
         if dataset is None:
             return schema.empty_table()
         ts_type = schema.field(view.event_timestamp).type
-        end_s = pa.scalar(end.astimezone(dt.timezone.utc), type=ts_type)
-        since_s = pa.scalar(since.astimezone(dt.timezone.utc), type=ts_type) if since else None
-        lo = since.astimezone(dt.timezone.utc).date().isoformat() if since else ""
-        hi = end.astimezone(dt.timezone.utc).date().isoformat()
+        end_s = pa.scalar(end.astimezone(dt.UTC), type=ts_type)
+        since_s = pa.scalar(since.astimezone(dt.UTC), type=ts_type) if since else None
+        lo = since.astimezone(dt.UTC).date().isoformat() if since else ""
+        hi = end.astimezone(dt.UTC).date().isoformat()
         files = [  # partition pruning on the date folders
             f for f in self.offline.files(view.name, version)
             if lo <= f.rsplit("/", 2)[-2].removeprefix("date=") <= hi
@@ -269,7 +269,7 @@ class FeatureStore:
         """Features of ``service`` for each entity row; expired values null and flagged."""
         started = time.perf_counter()
         spec: FeatureService = self.definitions.get("feature_service", service).spec
-        now_us = now_us if now_us is not None else _us(dt.datetime.now(dt.timezone.utc))
+        now_us = now_us if now_us is not None else _us(dt.datetime.now(dt.UTC))
         results: list[dict[str, Any]] = [dict(row) for row in entity_rows]
         expired: list[list[str]] = [[] for _ in entity_rows]
         misses: dict[str, int] = {}

@@ -185,4 +185,4 @@ class OfflineStore:
 def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValidationError(f"time {value} has no timezone; pass UTC times", field="time")
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)

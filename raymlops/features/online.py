@@ -64,7 +64,7 @@ class LogBackend:
         self._compact_every = compact_every
         self._log_lines = 0
         self._recover()
-        self._log = open(self._log_path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived
+        self._log = open(self._log_path, "a", encoding="utf-8")
 
     def _apply(self, view: str, rows: list[tuple[Key, OnlineRow]]) -> int:
         table = self._data.setdefault(view, {})
@@ -130,7 +130,7 @@ class LogBackend:
             os.fsync(handle.fileno())
         os.replace(tmp, self._snapshot_path)
         self._log.close()
-        self._log = open(self._log_path, "w", encoding="utf-8")  # noqa: SIM115
+        self._log = open(self._log_path, "w", encoding="utf-8")
         self._log_lines = 0
 
     def read(self, view: str, keys: list[Key]) -> list[OnlineRow | None]:
@@ -206,7 +206,7 @@ class RedisBackend:
         names = sorted(self.client.smembers(self._index(view)))
         head = f"{self.prefix}:fv:{view}:".encode()
         keys = [tuple(json.loads(n[len(head):])) for n in names]
-        return {k: r for k, r in zip(keys, self.read(view, keys)) if r is not None}
+        return {k: r for k, r in zip(keys, self.read(view, keys), strict=True) if r is not None}
 
     def clear(self, view: str) -> None:
         members = list(self.client.smembers(self._index(view)))

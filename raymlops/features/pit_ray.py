@@ -47,7 +47,8 @@ from raymlops.features.pit import output_columns, point_in_time_join
 if TYPE_CHECKING:
     import ray.data
 
-__all__ = ["default_partitions", "empty_like_schema", "numpy_backed", "point_in_time_join_ray"]
+__all__ = ["default_partitions", "empty_like_schema", "feature_columns_needed", "join_kwargs_of",
+           "numpy_backed", "point_in_time_join_ray", "shuffle_join_refs"]
 
 _BLOCK = "__pit_block"  # the row id: (entity block number, position in the block)
 _POS = "__pit_pos"
@@ -117,18 +118,50 @@ def point_in_time_join_ray(
     else:  # columns are pruned in the split tasks: no extra (order-shuffling) map stage
         feature_refs = features.to_pandas_refs() or [ray.put(features.to_pandas())]
 
+    out_refs = shuffle_join_refs(entity_refs, feature_refs, entity_rows, join_kwargs, num_partitions)
+    return ray.data.from_pandas_refs(out_refs)
+
+
+def shuffle_join_refs(
+    entity_refs: list[Any],
+    feature_refs: list[Any],
+    entity_rows: int,
+    join_kwargs: dict[str, Any],
+    num_partitions: int | None = None,
+) -> list[Any]:
+    """The hash-shuffle join in plain Ray tasks over object refs of pandas frames (one per
+    entity block, in order): one ref per entity block back, its rows in their order.
+
+    ``join_kwargs`` are :func:`point_in_time_join`'s keyword arguments, already checked by the
+    caller. No Ray Data here: its executor budgets the object store for its own operators,
+    and a shuffle that fills the store outside that budget would stall it.
+    """
+    import ray
+
     if num_partitions is None:
         num_partitions = default_partitions(
             entity_rows, len(entity_refs), int(ray.cluster_resources().get("CPU", 1)))
-
     run = ray.remote(_run)
 
     def call(fn: Callable[..., list[Any]], num_returns: int, *args: Any) -> list[Any]:
         refs = run.options(num_returns=num_returns).remote(fn, num_returns, *args)
         return refs if num_returns > 1 else [refs]
 
-    out_refs = _plan(entity_refs, feature_refs, num_partitions, join_kwargs, call)
-    return ray.data.from_pandas_refs(out_refs)
+    return _plan(entity_refs, feature_refs, num_partitions, join_kwargs, call)
+
+
+def join_kwargs_of(view_rows: Any, timestamp_column: str) -> dict[str, Any]:
+    """:func:`point_in_time_join`'s keyword arguments for one resolved view
+    (a :class:`~raymlops.features.retrieval.ViewRows`)."""
+    v = view_rows
+    return dict(join_keys=list(v.entity.join_keys), feature_columns=list(v.features),
+                entity_timestamp=timestamp_column, feature_timestamp=v.view.event_timestamp,
+                created_timestamp=v.view.created_timestamp, ttl=v.view.ttl, prefix=v.view.name)
+
+
+def feature_columns_needed(join_kwargs: dict[str, Any]) -> list[str]:
+    """The feature-side columns a join reads (keys, times, features)."""
+    return _feature_columns_needed(join_kwargs)
 
 
 ROWS_PER_BUCKET = 1_000_000

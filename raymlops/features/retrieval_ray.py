@@ -12,8 +12,9 @@ Two ways to join a view, chosen per view from the size of its offline rows:
 
 Three entry points: :func:`join_dataset` (a Ray Dataset in, a lazy Dataset out),
 :func:`join_frame` (a DataFrame, in blocks of Ray tasks) and :func:`write_historical` (files
-in, files out; with every view broadcast, units of the input read, joined and written by Ray
-tasks, which is several times faster here than Ray Data's Parquet reader). Every way joins
+in, files out, in plain Ray tasks over the input's units: several times faster here than Ray
+Data's Parquet reader, and free of its executor's object-store budget, which a shuffle
+outside it would stall). Every way joins
 each row with the in-process :func:`~raymlops.features.pit.point_in_time_join`, so results
 equal the local engine's (tested).
 
@@ -32,7 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from raymlops.features.pit_ray import empty_like_schema, numpy_backed, point_in_time_join_ray
+from raymlops.features.pit_ray import (
+    empty_like_schema,
+    feature_columns_needed,
+    join_kwargs_of,
+    numpy_backed,
+    point_in_time_join_ray,
+    shuffle_join_refs,
+)
 from raymlops.features.retrieval import HistoricalFeatures, ViewRows
 
 if TYPE_CHECKING:
@@ -142,33 +150,38 @@ def join_frame(
     rows_per_block: int = 100_000,
     broadcast_max_bytes: int = BROADCAST_MAX_BYTES,
 ) -> pd.DataFrame:
-    """The same joins for a DataFrame, on the cluster: split into blocks, each block a Ray
-    task per broadcast group (pandas frames travel pickled, so dtypes are kept exactly), and
-    returned in the input's row order with its index."""
+    """The same joins for a DataFrame, on the cluster: split into blocks joined by Ray tasks
+    (pandas frames travel pickled, so dtypes are kept exactly), and returned in the input's
+    row order with its index."""
     import ray
-    import ray.data
 
     empty = entity_df.iloc[:0].reset_index(drop=True)
     features.join(empty, timestamp_column)  # argument errors here, not in a task
     n = max(1, -(-len(entity_df) // rows_per_block))
     refs = [ray.put(entity_df.iloc[i * rows_per_block:(i + 1) * rows_per_block].reset_index(drop=True))
             for i in range(n)]
+    refs = _join_refs(features, refs, len(entity_df), timestamp_column, broadcast_max_bytes)
+    out = pd.concat(ray.get(refs), ignore_index=True)
+    out.index = entity_df.index
+    return out
+
+
+def _join_refs(features: HistoricalFeatures, refs: list[Any], rows: int, timestamp_column: str,
+               broadcast_max_bytes: int) -> list[Any]:
+    """Every view joined onto blocks given as object refs (pandas frames, in order), in plain
+    Ray tasks: one ref per block back, in the same order."""
+    import ray
+
     join_task = ray.remote(_join_batch)
     for group in _groups(features, broadcast_max_bytes):
         if isinstance(group, list):
             part = [ray.put(HistoricalFeatures(features.service, group))]
             refs = [join_task.remote(ref, part, timestamp_column) for ref in refs]
         else:
-            v = group
-            refs = point_in_time_join_ray(
-                ray.data.from_pandas_refs(refs), v.rows, join_keys=list(v.entity.join_keys),
-                feature_columns=v.features, entity_timestamp=timestamp_column,
-                feature_timestamp=v.view.event_timestamp, created_timestamp=v.view.created_timestamp,
-                ttl=v.view.ttl, prefix=v.view.name,
-            ).to_pandas_refs()
-    out = pd.concat(ray.get(refs), ignore_index=True)
-    out.index = entity_df.index
-    return out
+            kwargs = join_kwargs_of(group, timestamp_column)
+            feature_refs = [ray.put(group.rows[feature_columns_needed(kwargs)])]
+            refs = shuffle_join_refs(refs, feature_refs, rows, kwargs)
+    return refs
 
 
 def write_historical(
@@ -189,9 +202,9 @@ def write_historical(
     With every view broadcast, the input is cut into units (:mod:`raymlops.tabular_input`)
     and each unit is read, joined and written by one Ray task, at most two per CPU in
     flight: a process holds one unit, and nothing but row counts crosses the object store.
-    A view too large to broadcast sends the job through Ray Data and the shuffle instead.
-    The output is published whole or not at all (:mod:`raymlops.staged_output`), after the
-    exactly-once check of the unit parts (or, via Ray Data, of the row count).
+    A view too large to broadcast is hash-shuffled instead (the units are read into the
+    object store first, :func:`_run_shuffled`). The output is published whole or not at all
+    (:mod:`raymlops.staged_output`), after the exactly-once check of the unit parts.
     ``progress(rows_done, rows_total)`` is called as units finish.
     """
     from raymlops.exceptions import typed_cause
@@ -210,10 +223,11 @@ def write_historical(
         staging.ensure_folder()
         if all(isinstance(g, list) for g in _groups(features, broadcast_max_bytes)):
             _run_units(features, units, timestamp_column, staging, total, progress)
-            files = len(units)
         else:
-            files = _run_dataset(features, units, timestamp_column, staging, total,
-                                 broadcast_max_bytes)
+            _run_shuffled(features, units, timestamp_column, staging, total, broadcast_max_bytes)
+            if progress:
+                progress(total, total)
+        files = len(units)
         result = RetrievalResult(features.service, total, out.uri, time.perf_counter() - started,
                                  files, features.view_versions())
         staging.write_text(MANIFEST, json.dumps(
@@ -272,26 +286,34 @@ def _retrieve_unit(unit: dict[str, Any], features_ref: list[Any], timestamp_colu
     return len(joined)
 
 
-def _run_dataset(features: HistoricalFeatures, units: list[Any], timestamp_column: str,
-                 staging: Any, total: int, broadcast_max_bytes: int) -> int:
-    """The shuffle way: the units read by Ray tasks into blocks (pyarrow reads: several
-    times faster here than Ray Data's Parquet reader), joined as a Dataset, written by Ray
-    Data; files written."""
+def _run_shuffled(features: HistoricalFeatures, units: list[Any], timestamp_column: str,
+                  staging: Any, total: int, broadcast_max_bytes: int) -> None:
+    """With a view to shuffle: every unit read by a task into the object store (spilled to
+    disk when it does not fit: a shuffle needs all of it), the views joined by
+    :func:`_join_refs`, each unit's rows written as its part by a task; then the
+    exactly-once check."""
     import ray
-    import ray.data
 
-    from raymlops.exceptions import RaymlopsError
+    from raymlops.tabular_input import verify_parts
 
-    read = ray.remote(_read_unit)
-    source = ray.data.from_pandas_refs([read.remote(u.to_dict()) for u in units])
-    joined = join_dataset(features, source, timestamp_column, broadcast_max_bytes=broadcast_max_bytes)
-    joined.context.execution_options.preserve_order = True
-    joined.write_parquet(staging.path(), filesystem=staging.filesystem)
-    written = _written(staging)
-    if sum(written.values()) != total:
-        raise RaymlopsError(f"retrieval wrote {sum(written.values())} rows for {total} entity "
-                            "rows; nothing was published")
-    return len(written)
+    read, write = ray.remote(_read_unit), ray.remote(_write_part).options(max_retries=3)
+    blocks = [read.remote(u.to_dict()) for u in units]
+    joined = _join_refs(features, blocks, total, timestamp_column, broadcast_max_bytes)
+    ray.get([write.remote(block, u.first_row_id, staging.uri) for block, u in zip(joined, units, strict=True)])
+    verify_parts(staging, units, "retrieval")
+
+
+def _write_part(frame: pd.DataFrame, first_row_id: int, staging_uri: str) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raymlops.storage import Storage
+    from raymlops.tabular_input import part_name
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    Storage.open(staging_uri).write_bytes(part_name(first_row_id), sink.getvalue().to_pybytes())
+    return len(frame)
 
 
 def _read_unit(unit: dict[str, Any]) -> pd.DataFrame:
@@ -300,14 +322,3 @@ def _read_unit(unit: dict[str, Any]) -> pd.DataFrame:
     if unit.get("row_group") is not None and unit["row_group"] != unit["row_group"]:  # NaN
         unit = {**unit, "row_group": None}
     return read_unit(unit, with_row_id=False)
-
-
-def _written(staging: Any) -> dict[str, int]:
-    """Rows per Parquet file in the staging folder, from the footers."""
-    import pyarrow.parquet as pq
-
-    counts = {}
-    for key in staging.list(suffix=".parquet"):
-        with staging.open_input(key) as source:
-            counts[key] = pq.ParquetFile(source).metadata.num_rows
-    return counts

@@ -3,8 +3,9 @@
 ``drift_report(reference, current)`` takes DataFrames or Parquet/CSV paths. For paths, Ray
 Data maps over the files (one task per file or row group, read with pyarrow where it runs)
 and each task returns only its mergeable summary, so the pass scales past one machine; the
-merged summaries are small and the tests run on them in the caller. The same pass keeps a uniform row sample for a multivariate domain classifier (can a
-model tell reference from current rows?), a dataset-level signal that per-column tests miss:
+merged summaries are small and the tests run on them in the caller. The same pass keeps a
+uniform row sample for a multivariate domain classifier (can a model tell reference from
+current rows?), a dataset-level signal that per-column tests miss:
 its ROC AUC is ~0.5 without drift. Reference and current files are summarised in one Ray
 Data execution.
 
@@ -87,7 +88,6 @@ class _Source:
         if isinstance(source, pd.DataFrame):
             return cls(source, source, [str(c) for c in source.columns])
         import pyarrow.dataset as pads
-
         import pyarrow.fs as pafs
 
         from raymlops.storage import filesystem_of
@@ -98,7 +98,7 @@ class _Source:
         fmt = "csv" if path.endswith(".csv") else "parquet"
         try:
             data = pads.dataset(path, format=fmt, partitioning="hive", filesystem=fs)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
+        except Exception as exc:
             raise ValidationError(f"{path} is not readable as {fmt}: {exc}", field="path") from exc
         if not data.files:
             raise ValidationError(f"{path} holds no {fmt} files", field="path")
@@ -190,14 +190,32 @@ def _read_fragment(fragment: Any, schema: Any, columns: list[str]) -> Any:
     return fragment.to_table(schema=schema, columns=columns)
 
 
-def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: int) -> list[_Part]:
-    """Every source summarised; all file sources together in ONE Ray Data execution.
+def _summarize_files(items: list[dict[str, Any]], columns: list[str], kinds: dict[str, str], k: int,
+                     sample_rows: int) -> list[tuple[int, int, _Part]]:
+    """One task's files, read where it runs: ``(side, order of its first file, summary)``
+    per side, merged as it goes (the same left fold as merging them all at the end), so a
+    task holds one running summary however many files it reads."""
+    mine: dict[int, _Part] = {}
+    first: dict[int, int] = {}
+    for item in items:
+        side = int(item["side"])
+        first.setdefault(side, int(item["order"]))
+        fragment, schema, seed = pickle.loads(item["task"])  # noqa: S301 - made by _passes, this job
+        table = _read_fragment(fragment, schema, columns)
+        part = _summarize_block(table, kinds, k, sample_rows, seed)
+        del table
+        previous = mine.get(side)
+        mine[side] = part if previous is None else _merge([previous, part], sample_rows)
+    return [(side, first[side], part) for side, part in mine.items()]
 
-    Ray Data maps over the files' fragments (``from_items`` + ``map_batches``, a few
-    fragments per task): each task reads its fragments with pyarrow where it runs and returns
-    only their merged summary per side, so the data never travels. One execution for both sides, rather than a
-    ``read_parquet`` per side, because each Parquet read in Ray 2.60 first starts its own
-    footer-reader actors (~0.8 s on 2 cores) before the first row is read.
+
+def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: int) -> list[_Part]:
+    """Every source summarised; the files of both sides together in one round of Ray tasks.
+
+    Each task reads a few files' fragments with pyarrow where it runs and returns only their
+    merged summary per side, so the data never travels. One round for both sides, and no
+    ``read_parquet``: each Parquet read in Ray 2.60 first starts its own footer-reader actors
+    (~0.8 s on 2 cores) before the first row is read.
     """
     columns = list(kinds)
     parts: list[_Part | None] = [None] * len(sources)
@@ -211,43 +229,21 @@ def _passes(sources: list[_Source], kinds: dict[str, str], k: int, sample_rows: 
                       for j, (f, seed) in enumerate(opened.fragments())]
     if items:
         import ray
-        import ray.data
-
-        def block(batch: dict[str, Any]) -> dict[str, list[Any]]:
-            mine: dict[int, _Part] = {}
-            first: dict[int, int] = {}
-            for side, order, task in zip(batch["side"], batch["order"], batch["task"], strict=True):
-                first.setdefault(int(side), int(order))
-                fragment, schema, seed = pickle.loads(task)  # noqa: S301 - built just above
-                table = _read_fragment(fragment, schema, columns)
-                part = _summarize_block(table, kinds, k, sample_rows, seed)
-                del table
-                # Merged per side as it goes (the same left fold as merging them all at the
-                # end): a task holds one running part, however many files it reads.
-                previous = mine.get(int(side))
-                mine[int(side)] = part if previous is None else _merge([previous, part], sample_rows)
-            return {"side": list(mine), "order": [first[s] for s in mine],
-                    "part": [pickle.dumps(p) for p in mine.values()]}
 
         # About two tasks per CPU: enough to balance uneven files, few enough that Ray's
-        # per-task cost (~tens of ms) stays small next to the reading.
+        # per-task cost (~tens of ms) stays small next to the reading. Plain tasks, not Ray
+        # Data: its executor costs ~1 s per call to start, more than the whole pass at 1M rows.
         cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else (os.cpu_count() or 1)
         tasks = max(1, min(len(items), 2 * cpus))
         per_task = -(-len(items) // tasks)
-        dataset = ray.data.from_items(items, override_num_blocks=tasks).map_batches(
-            block, batch_size=per_task, batch_format="numpy")
-        # Ray Data reserves part of the cluster per operator so that a downstream operator is
-        # never starved; with one map operator and tiny outputs that only idles CPUs (on 2
-        # CPUs it ran the tasks one at a time). Off for this dataset only (its own context).
-        dataset.context.op_resource_reservation_enabled = False
-        # Same files -> same batches, merged in file order: float sums of the sketches do not
+        summarize = ray.remote(_summarize_files)
+        chunks = [items[i:i + per_task] for i in range(0, len(items), per_task)]
+        results = ray.get([summarize.remote(c, columns, kinds, k, sample_rows) for c in chunks])
+        # Same files -> same chunks, merged in file order: float sums of the sketches do not
         # depend on which task finished first (the report is identical run after run).
-        dataset.context.execution_options.preserve_order = True
-        rows = sorted(dataset.take_all(), key=lambda r: int(r["order"]))
-        for i in {int(r["side"]) for r in rows}:
-            # Parts are produced by our own code in this same job, never read from a store.
-            mine = [pickle.loads(r["part"]) for r in rows if int(r["side"]) == i]  # noqa: S301
-            parts[i] = _merge(mine, sample_rows)
+        rows = sorted((r for chunk in results for r in chunk), key=lambda r: r[1])
+        for i in {side for side, _, _ in rows}:
+            parts[i] = _merge([part for side, _, part in rows if side == i], sample_rows)
     return [p if p is not None else _summarize_block(pd.DataFrame({c: [] for c in columns}),
                                                      kinds, k, sample_rows) for p in parts]
 

@@ -222,7 +222,7 @@ def log_drift_report(
         try:
             client.set_tag(run_id, "raymlops.error", f"{type(exc).__name__}: {exc}"[:500])
             client.set_terminated(run_id, status="FAILED")
-        except Exception:  # noqa: BLE001 - never mask the original error
+        except Exception:  # noqa: BLE001, S110 - never mask the original error
             pass
         raise
     client.set_terminated(run_id, status="FINISHED")

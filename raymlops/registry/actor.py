@@ -202,7 +202,7 @@ class ModelRegistry:
             event = self._alias_events.setdefault((name, alias), asyncio.Event())
             try:
                 await asyncio.wait_for(event.wait(), timeout=remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return self.models.get(name, ModelRecord(name)).aliases.get(alias)
 
     async def model_ref(self, name: str, ref: int | str) -> tuple[dict[str, Any], list[Any]]:

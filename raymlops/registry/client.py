@@ -35,8 +35,8 @@ __all__ = ["REGISTRY_ACTOR", "AliasWatch", "RegistryClient", "check_signature"]
 REGISTRY_ACTOR = "raymlops-registry"
 
 
-def check_signature(model: Any, input_example: pd.DataFrame, signature: Any) -> None:
-    """The input example must satisfy the signature and the model must predict on it."""
+def check_signature(input_example: pd.DataFrame, signature: Any) -> None:
+    """The input example must satisfy the signature and hold no column it does not declare."""
     from mlflow.exceptions import MlflowException
     from mlflow.models.utils import _enforce_schema
 
@@ -128,7 +128,7 @@ class RegistryClient(ActorClient):
         if input_example is not None and not isinstance(input_example, pd.DataFrame):
             raise ValidationError("input_example must be a pandas DataFrame", field="input_example")
         if signature is not None and input_example is not None:
-            check_signature(model, input_example, signature)
+            check_signature(input_example, signature)
         elif input_example is not None:
             signature = _infer_signature(model, input_example)
         sig = signature.to_dict() if signature is not None else None
@@ -344,7 +344,7 @@ def _download_run_model(client: Any, run_id: str, artifact_path: str, tmp: str) 
         raise ValidationError(f"no MLflow run {run_id!r}", field="run_id") from None
     try:
         return Path(client.download_artifacts(run_id, artifact_path, tmp))
-    except Exception:  # noqa: BLE001 - not a run artifact: MLflow 3 keeps models apart
+    except Exception:  # noqa: BLE001, S110 - not a run artifact: MLflow 3 keeps models apart
         pass
     models = client.search_logged_models(
         experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"

@@ -173,7 +173,8 @@ class OnnxModel:
             if self.task == "regression":
                 return out.reshape(-1), None
             proba = out if out.ndim == 2 else np.column_stack([1 - out, out])
-            assert self.classes_ is not None
+            if self.classes_ is None:
+                raise RuntimeError("a compiled classifier was loaded without its classes")
             labels = (self.classes_[(proba[:, 1] >= 0.5).astype(np.int64)] if proba.shape[1] == 2
                       else self.classes_[np.argmax(proba, axis=1)])
             return labels, proba
@@ -329,7 +330,8 @@ def compile_model(model: Any, check_rows: pd.DataFrame, task: str,
     else:
         original = np.asarray(model.predict_proba(check_rows), dtype=np.float64)
         original_labels = np.asarray(model.predict(check_rows)).reshape(-1)
-        assert proba is not None
+        if proba is None:
+            raise RuntimeError("the compiled classifier returned no probabilities")
         report.max_abs_diff = float(np.abs(original - proba).max())
         same = original_labels.astype(str) == np.asarray(labels).reshape(-1).astype(str)
         # A tie (two classes equally probable: a forest's votes split evenly) has two right

@@ -155,7 +155,7 @@ class RegistryStore:
                     existing = self.find_by_key(name, idempotency_key)
                     if existing is not None:
                         return existing
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - retry jitter
         raise AssertionError("unreachable")
 
     def set_alias(self, name: str, alias: str, version: int) -> None:

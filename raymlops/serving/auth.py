@@ -62,7 +62,7 @@ __all__ = [
     "token_path",
 ]
 
-TOKEN_FILE = "inference-token"
+TOKEN_FILE = "inference-token"  # noqa: S105 - a file name
 SECURITY_SCHEME = "inferenceToken"  # the name of the scheme in the OpenAPI documents
 _LOCALHOST_NAMES = {"localhost", "localhost.", "localhost.localdomain"}
 # What a token may contain: visible ASCII, no spaces, so it survives an HTTP header unchanged

@@ -33,11 +33,11 @@ from raymlops.config import Settings
 from raymlops.exceptions import RaymlopsError, SchemaMismatchError, ValidationError, typed_cause
 from raymlops.registry.names import split_model_ref
 from raymlops.serving import scoring_pool
-from raymlops.tabular_input import ROW_ID, input_columns, part_name, plan_units, verify_parts
 from raymlops.serving.scoring import score_frame
 from raymlops.shared_state import require_reachable
 from raymlops.staged_output import MANIFEST, publish, refuse_existing, staging_for
 from raymlops.storage import Storage, normalize_uri
+from raymlops.tabular_input import ROW_ID, input_columns, part_name, plan_units, verify_parts
 
 __all__ = ["BatchResult", "batch_predict", "part_name", "score_frame"]
 

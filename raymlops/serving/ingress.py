@@ -38,7 +38,6 @@ from raymlops.exceptions import AuthenticationError, BadRequestError, ClusterErr
 from raymlops.serving.auth import TokenCheck, challenge_headers, secure_openapi
 from raymlops.serving.metrics import ServingMetrics
 from raymlops.serving.options import DeploymentOptions
-from raymlops.serving.routing import Routing, choose_canary
 from raymlops.serving.protocol import (
     Limits,
     check_content_length,
@@ -48,6 +47,7 @@ from raymlops.serving.protocol import (
     query_flag,
     v2_response,
 )
+from raymlops.serving.routing import Routing, choose_canary
 from raymlops.serving.schema import V2_DATATYPES
 
 __all__ = ["InvocationsFastPath", "ModelIngress", "TokenAwareAPI", "error_body", "unauthorized", "unwrap_error"]
@@ -240,7 +240,7 @@ class ModelIngress:
     """
 
     def __init__(self, model: Any, name: str, ref: int | str, options: dict[str, Any],
-                 extras: dict[str, Any] | None = None,
+                 extras: dict[str, Any] | None = None,  # noqa: ARG002 - binds them into the app
                  settings: dict[str, Any] | None = None) -> None:
         import random
 
@@ -261,7 +261,7 @@ class ModelIngress:
         self.canary: Any = None
         self.shadow: Any = None
         self.shadow_counts = {"sent": 0, "agreed": 0, "disagreed": 0, "failed": 0}
-        self._rng = random.Random()
+        self._rng = random.Random()  # noqa: S311 - a traffic split, not a secret
         self._shadow_tasks: set[Any] = set()
 
     def reconfigure(self, config: dict[str, Any]) -> None:
@@ -294,7 +294,7 @@ class ModelIngress:
             return {**result, "route": route}
         try:
             result = await target.predict.remote(frame, proba, request_id)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # A replica that died mid-request (killed, node lost): predictions are pure, so
             # ask again once; Serve routes the retry to a live replica.
             if not _replica_died(exc):

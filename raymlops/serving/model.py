@@ -118,7 +118,7 @@ class ModelServer:
                 return
             try:
                 new = load_version(self.registry, self.name, version, self.settings, self.threads)
-            except Exception as exc:  # noqa: BLE001 - keep serving the old version
+            except Exception as exc:
                 self.last_error = f"could not load v{version}: {type(exc).__name__}: {exc}"
                 logger.exception("%s: hot swap to v%s failed", self.name, version)
                 return
@@ -197,7 +197,7 @@ class ModelServer:
                         out[i] = _model_error(exc, state)
                 continue
             start = 0
-            for i, frame in zip(positions, frames):
+            for i, frame in zip(positions, frames, strict=True):
                 stop = start + len(frame)
                 q = probabilities[start:stop] if probabilities is not None and items[i].proba \
                     else None

@@ -93,5 +93,5 @@ def load_options(values: dict[str, Any] | None = None, **overrides: Any) -> Depl
         return DeploymentOptions(**merged)
     except PydanticValidationError as exc:
         fields = [".".join(str(p) for p in e.get("loc", ())) or "<options>" for e in exc.errors()]
-        detail = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, exc.errors()))
+        detail = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, exc.errors(), strict=True))
         raise ConfigError(f"invalid serving options: {detail}", fields=fields) from None

@@ -118,7 +118,7 @@ class PredictionLog:
         for version, items in by_version.items():
             try:
                 written.append(self._write(version, items))
-            except Exception:  # noqa: BLE001 - logging must never break serving
+            except Exception:
                 self.failures += 1
                 logger.exception("prediction log: could not write %d requests", len(items))
         return written

@@ -276,19 +276,31 @@ def _flatten(data: Any) -> list[Any]:
     return out
 
 
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# datatype family -> (what its values must be, their name in an error)
+_V2_VALUE_CHECKS = {"BOOL": (_is_bool, "booleans"), "BYTES": (_is_str, "strings"),
+                    "INT": (_is_int, "integers"), "FP": (_is_number, "numbers")}
+
+
 def _check_v2_values(name: str, datatype: str, values: list[Any]) -> None:
-    if datatype == "BOOL":
-        ok = lambda v: isinstance(v, bool)
-        what = "booleans"
-    elif datatype == "BYTES":
-        ok = lambda v: isinstance(v, str)
-        what = "strings"
-    elif datatype.startswith(("INT", "UINT")):
-        ok = lambda v: isinstance(v, int) and not isinstance(v, bool)
-        what = "integers"
-    else:
-        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-        what = "numbers"
+    ok, what = _V2_VALUE_CHECKS[
+        "BOOL" if datatype == "BOOL" else "BYTES" if datatype == "BYTES"
+        else "INT" if datatype.startswith(("INT", "UINT")) else "FP"]
     bad = next((i for i, v in enumerate(values) if not ok(v)), None)
     if bad is not None:
         raise ValidationError(f"input {name!r}: datatype {datatype} needs {what}, element "
@@ -361,7 +373,7 @@ def parse_v2_infer(body: bytes, content_type: str | None, limits: Limits,
         try:
             split = int(header_length)
         except ValueError:
-            raise BadRequestError(f"invalid Inference-Header-Content-Length {header_length!r}")
+            raise BadRequestError(f"invalid Inference-Header-Content-Length {header_length!r}") from None
         if not 0 < split <= len(body):
             raise BadRequestError(f"Inference-Header-Content-Length {split} does not fit a "
                                   f"body of {len(body)} bytes")

@@ -191,7 +191,7 @@ def _fast_path(frame: pd.DataFrame, schema: InputSchema, present: set[str]) -> p
     specs = schema.columns
     if not all(c.name in present and c.type in _FAST_KINDS for c in specs):
         return None
-    dtypes = dict(zip(frame.columns, frame.dtypes))
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
     if not all(dtypes[c.name].kind in _FAST_KINDS[c.type] for c in specs):
         return None
     names = [c.name for c in specs]

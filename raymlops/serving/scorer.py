@@ -13,8 +13,8 @@ from typing import Any
 
 import ray
 
-from raymlops.tabular_input import part_name, read_unit
 from raymlops.serving.scoring import score_frame
+from raymlops.tabular_input import part_name, read_unit
 
 __all__ = ["IdleTimer", "Scorer", "score_unit"]
 

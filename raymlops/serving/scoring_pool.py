@@ -96,7 +96,7 @@ def retire(member: PoolMember) -> None:
     """Ask ``member`` to end once its current unit (if any) is written."""
     try:
         member.handle.retire.remote()
-    except Exception:  # noqa: BLE001 - already gone
+    except Exception:  # noqa: BLE001, S110 - already gone
         pass
 
 

@@ -120,7 +120,8 @@ class SearchConfig(TuneOptions):
         wrong = [f for f in self.search_families if f not in valid]
         if wrong:
             unknown = [f for f in wrong if f not in FAMILIES]
-            what = f"unknown model families {unknown}" if unknown else f"model families {wrong} do not learn a {self.task} task"
+            what = (f"unknown model families {unknown}" if unknown
+                    else f"model families {wrong} do not learn a {self.task} task")
             raise ValidationError(f"{what}; use some of {list(valid)}", field="families")
 
 
@@ -221,7 +222,8 @@ def _trial(config: dict[str, Any], data: TrainData = None, max_steps_: int = 8, 
             start_model, state = load_checkpoint(folder)
         start_step, history = int(state["step"]), list(state["metrics"])
     total = max_steps(family, max_steps_)
-    with threadpool_limits(limits=max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))):
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    with threadpool_limits(limits=max(1, int(cpus))):
         for step, model, extra in train_steps(family, params, data, max_steps_, seed=seed,
                                               start_model=start_model, start_step=start_step):
             scores, predicted = validation_scores(model, family, data)
@@ -245,7 +247,8 @@ class _TrialCallback:
         from ray.tune import Callback
 
         class MlflowTrialCallback(Callback):
-            def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            def on_trial_complete(self, iteration: int, trials: list, trial: Any,  # noqa: ARG002
+                                  **info: Any) -> None:  # noqa: ARG002 - Tune's signature
                 owner.log(trial, trials)
 
             def __reduce__(self) -> Any:  # Tune pickles callbacks with its state: keep none
@@ -406,7 +409,7 @@ class _MlflowTrials:
             return
         try:
             client.set_terminated(parent.result(timeout=30), status="FAILED")
-        except Exception:  # noqa: BLE001 - best effort; the original error matters
+        except Exception:
             logging.getLogger(__name__).debug("could not end the search's parent run", exc_info=True)
 
     def _log(self, trial: _FinishedTrial) -> None:
@@ -583,7 +586,8 @@ def run_search(
         points_to_evaluate=[w for w in config.warm_start if w.get("family") in families] or None,
     ), pruned_if=stopped_early)
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.max_steps,
-                              grace_period=min(config.grace_period, config.max_steps), reduction_factor=config.reduction_factor)
+                              grace_period=min(config.grace_period, config.max_steps),
+                              reduction_factor=config.reduction_factor)
     tuner = tune.Tuner(
         _trainable(config, data),
         tune_config=tune.TuneConfig(metric=metric, mode=direction(metric), search_alg=searcher, scheduler=scheduler,
@@ -728,8 +732,8 @@ def _refit(family: str, config: dict[str, Any], data: TrainData, steps: int, see
         full = TrainData(pd.concat([data.X_train, data.X_valid]), np.concatenate([data.y_train, data.y_valid]),
                          data.X_valid, data.y_valid, data.numeric, data.categorical, data.task)
     model = None
-    for _, model, _ in train_steps(family, params, full, steps, seed=seed):
-        pass
+    for _, stepped, _ in train_steps(family, params, full, steps, seed=seed):
+        model = stepped  # the last step's model is the trained one
     return model
 
 

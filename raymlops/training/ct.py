@@ -36,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from raymlops.config import Settings
 
-__all__ = ["CTPolicy", "CTRules", "ContinuousTrainer", "Event", "decide_trigger", "decided_periods", "history", "log_event",
+__all__ = ["CTPolicy", "CTRules", "ContinuousTrainer", "Event", "decide_trigger", "decided_periods", "history",
+           "log_event",
            "pending_requests", "publish_event_metrics", "request_cycle", "training_window"]
 
 CT_EXPERIMENT = "raymlops-ct"
@@ -321,7 +322,8 @@ class ContinuousTrainer:
         metric = self.policy.metric
         # Gate on rows the candidate never trained on: the winning trial's own model (the
         # registered version is the same configuration refit on the whole window).
-        candidate = result.best_model if result.best_model is not None else registry.load(self.policy.model, challenger_v)
+        candidate = (result.best_model if result.best_model is not None
+                     else registry.load(self.policy.model, challenger_v))
         event.challenger_score = self.score(candidate, valid_rows)
         if event.champion_before is None:
             registry.promote(self.policy.model, challenger_v)

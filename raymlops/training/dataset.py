@@ -78,7 +78,7 @@ class LabelledData:
         """Periods with labels whose end (plus ``grace`` periods) has passed."""
         rows = self.rows
         newest = rows[self.timestamp].max() if len(rows) else None
-        return closed_periods(self.periods(), newest, self.spec.period, self.spec.timezone, now=now, grace=grace)
+        return closed_periods(self.periods(), newest, self.spec.timezone, now=now, grace=grace)
 
     def counts(self) -> dict[str, int]:
         """Labelled rows per period name (what a decision records, to notice late labels)."""

@@ -60,7 +60,7 @@ def periods_between(first: pd.Period, last: pd.Period) -> list[pd.Period]:
     return list(pd.period_range(first, last, freq=first.freq))
 
 
-def closed_periods(present: Iterable[pd.Period], newest_row: pd.Timestamp | None, unit: str, timezone: str,
+def closed_periods(present: Iterable[pd.Period], newest_row: pd.Timestamp | None, timezone: str,
                    *, now: pd.Timestamp | None = None, grace: int = 0) -> list[pd.Period]:
     """The periods of ``present`` that are over, in time order.
 

@@ -124,7 +124,8 @@ class TabularMLP(nn.Module):
     def _tensor(self, X: Any) -> torch.Tensor:
         if self.input_columns is not None and hasattr(X, "columns"):
             X = X[self.input_columns]
-        array = X.to_numpy(dtype=np.float32, na_value=np.nan) if hasattr(X, "to_numpy") else np.asarray(X, dtype=np.float32)
+        array = (X.to_numpy(dtype=np.float32, na_value=np.nan) if hasattr(X, "to_numpy")
+                 else np.asarray(X, dtype=np.float32))
         # pandas' copy-on-write hands out read-only arrays, which torch warns about sharing
         return torch.from_numpy(np.require(array, requirements="W")).to(self.mean.device)
 

@@ -525,7 +525,7 @@ class _Predictor:
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    def fit(self, X: Any, y: Any = None) -> _Predictor:  # never called: the model is fitted
+    def fit(self, X: Any, y: Any = None) -> _Predictor:  # noqa: ARG002 - never called: it is fitted
         return self
 
 
@@ -670,5 +670,5 @@ def _end_failed(client: MlflowClient, run_id: str, exc: BaseException) -> None:
     ):
         try:
             action()
-        except Exception:  # noqa: BLE001 - never mask the original error
+        except Exception:  # noqa: BLE001, S110 - never mask the original error
             pass

@@ -26,7 +26,8 @@ from raymlops.exceptions import ValidationError
 from raymlops.training.dataset import LabelledData, split_by_time, window_bounds
 from raymlops.training.periods import periods_between
 
-__all__ = ["CTPlan", "champion_window", "continuous_trainer", "labelled_data", "plan", "run_pending", "train", "train_window"]
+__all__ = ["CTPlan", "champion_window", "continuous_trainer", "labelled_data", "plan", "run_pending", "train",
+           "train_window"]
 
 CT_EXPERIMENT = "raymlops-ct-training"
 

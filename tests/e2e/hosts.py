@@ -252,7 +252,7 @@ class _Forwarder:
         self.thread.join(timeout=5)
 
 
-def wait_for(predicate, timeout: float, what: str, every: float = 0.5):  # noqa: ANN001
+def wait_for(predicate, timeout: float, what: str, every: float = 0.5):
     """Poll ``predicate`` until truthy; fail the test naming ``what``."""
     deadline = time.monotonic() + timeout
     last = None

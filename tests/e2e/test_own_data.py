@@ -76,8 +76,8 @@ def test_multiclass_spec_to_a_served_model_retrained_by_the_ct_service(platform_
 
     entry = cli.json("serve", "deploy", f"{model}@champion")
     url = f"{entry['url']}/invocations"
-    r = httpx.post(url, params={"probabilities": "true"}, json={"dataframe_records": [DAY, {**DAY, "precipitation": 20.0}]},
-                   timeout=60)
+    records = [DAY, {**DAY, "precipitation": 20.0}]
+    r = httpx.post(url, params={"probabilities": "true"}, json={"dataframe_records": records}, timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body["classes"]) <= {"drizzle", "fog", "rain", "snow", "sun"} and len(body["classes"]) >= 3
@@ -151,9 +151,8 @@ def test_regression_spec_trains_serves_scores_and_decides_new_periods(platform_c
 
     entry = cli.json("serve", "deploy", f"{model}@champion")
     try:
-        r = httpx.post(f"{entry['url']}/invocations", json={"dataframe_records": [{"precipitation": 0.0, "temp_min": 6.1,
-                                                                         "wind": 2.8, "weather": "sun"}]},
-                       timeout=60)
+        record = {"precipitation": 0.0, "temp_min": 6.1, "wind": 2.8, "weather": "sun"}
+        r = httpx.post(f"{entry['url']}/invocations", json={"dataframe_records": [record]}, timeout=60)
         assert r.status_code == 200, r.text
         (value,) = r.json()["predictions"]
         assert isinstance(value, float) and 0 < value < 35

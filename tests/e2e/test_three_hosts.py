@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from raymlops.serving.scoring_pool import POOL_PREFIX
-
 from tests.conftest import REPO
 from tests.e2e.hosts import s3_cluster, wait_for
 

@@ -19,8 +19,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     import ray
 
     os.environ.pop("RAY_ADDRESS", None)
-    from raymlops.config import load_settings
     from raymlops._haproxy import haproxy_enabled, loopback_env
+    from raymlops.config import load_settings
 
     if haproxy_enabled(load_settings()):
         # Serve's HAProxy mode, as on a head that `raymlops up` starts (the default;

@@ -133,8 +133,8 @@ run_search(SearchConfig.model_validate_json(sys.argv[4]), data, settings=setting
 
 
 def test_an_interrupted_search_resumes_with_tuner_restore(platform, flights_data, tmp_path) -> None:
-    import ray
     import pandas as pd
+    import ray
 
     data, _ = flights_data
     pd.to_pickle(data, tmp_path / "data.pkl")  # test-owned file: the test wrote it itself

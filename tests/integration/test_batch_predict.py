@@ -141,7 +141,7 @@ def _pool_pids(model: str, version: int | None = None) -> list[int]:
     for name in pool_names(model, version):
         try:
             pids.append(ray.get(ray.get_actor(name).describe.remote(), timeout=30)["pid"])
-        except Exception:  # noqa: BLE001 - ending meanwhile
+        except Exception:  # noqa: BLE001, S112 - ending meanwhile
             continue
     return pids
 

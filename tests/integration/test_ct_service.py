@@ -35,9 +35,8 @@ def _decision_records(settings, model: str) -> Counter:
 def test_killed_mid_cycle_the_service_decides_every_period_once(platform, tmp_path: Path) -> None:
     import ray
 
-    from raymlops.training.ct import history
-
     from raymlops import cluster
+    from raymlops.training.ct import history
     from raymlops.training.ct_service import CT_SERVICE_ACTOR
     from raymlops.training.spec import parse_spec
 

@@ -6,12 +6,11 @@ import time
 import urllib.request
 import uuid
 
-import pyarrow.compute as pc
 import pytest
 
 from raymlops.datasets.flights import load_weather
-from raymlops.monitoring.drift import drift_report
 from raymlops.metrics import refresh_interval_s
+from raymlops.monitoring.drift import drift_report
 from raymlops.monitoring.drift_metrics import DRIFT_METRICS_ACTOR, export_drift_metrics
 
 pytestmark = pytest.mark.timeout(240)

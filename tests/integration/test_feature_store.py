@@ -19,7 +19,7 @@ from raymlops.features.client import FeatureStoreClient
 from raymlops.features.definitions import FeatureRepo
 
 pytestmark = pytest.mark.timeout(240)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = pd.Timestamp("2013-01-01T00:00:00Z")
 
 

@@ -6,8 +6,8 @@ import json
 import uuid
 
 import numpy as np
-import pyarrow as pa
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 

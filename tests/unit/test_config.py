@@ -96,7 +96,9 @@ def test_missing_and_malformed_yaml(tmp_path: Path) -> None:
 
 def test_settings_are_frozen(tmp_path: Path) -> None:
     s = load_settings(storage_root=tmp_path)
-    with pytest.raises(Exception):
+    from pydantic import ValidationError as PydanticValidationError
+
+    with pytest.raises(PydanticValidationError):
         s.serve_port = 1  # type: ignore[misc]
 
 

@@ -106,7 +106,7 @@ def test_ingest_partitions_by_date_and_reads_back(repo: FeatureRepo, storage) ->
     table = store.read(view, entity, 1)
     assert table.num_rows == 100
     assert table.schema.field("time_hour").type == pa.timestamp("us", tz="UTC")
-    window = store.read(view, entity, 1, start=dt.datetime(2013, 1, 3, tzinfo=dt.timezone.utc))
+    window = store.read(view, entity, 1, start=dt.datetime(2013, 1, 3, tzinfo=dt.UTC))
     assert window.num_rows == 4 and window.column("temp").to_pylist() == [96.0, 97.0, 98.0, 99.0]
 
 

@@ -19,7 +19,7 @@ import raymlops.datasets as datasets_pkg
 from raymlops.datasets import flights as fl
 from raymlops.exceptions import DatasetNotFoundError, SchemaMismatchError, ValidationError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EXPECTED_ROWS = {
     "flights": 336_776,
     "weather": 26_115,

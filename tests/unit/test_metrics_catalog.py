@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from raymlops.exceptions import ValidationError
 from raymlops import metrics
+from raymlops.exceptions import ValidationError
 from tests.conftest import REPO
 
 # A metric is defined where its name is the first argument of a Counter/Gauge/Histogram or a

@@ -20,7 +20,7 @@ HGB = {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 10, "l2_r
 def _frame(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
     rng = np.random.default_rng(seed)
     categories = [f"c{i}" for i in range(20)]
-    effect = dict(zip(categories, np.random.default_rng(0).normal(size=20)))
+    effect = dict(zip(categories, np.random.default_rng(0).normal(size=20), strict=True))
     X = pd.DataFrame({"carrier": rng.choice(categories, n).astype(object),
                       "origin": rng.choice(["EWR", "JFK", "LGA"], n).astype(object),
                       "a": rng.normal(size=n), "b": rng.normal(size=n)})

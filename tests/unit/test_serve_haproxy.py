@@ -6,8 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from raymlops.config import load_settings
 from raymlops._haproxy import HAPROXY_ENV, haproxy_env, real_haproxy_binary, write_wrapper
+from raymlops.config import load_settings
 
 # The listeners as Ray 2.60's template renders them (haproxy_templates.py), plus other spellings
 CONFIG = """global

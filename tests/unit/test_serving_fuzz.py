@@ -57,7 +57,7 @@ def _serve(state: LoadedVersion, frame) -> None:
             state.predict(checked, True)
         except RaymlopsError:
             raise
-        except Exception:  # noqa: BLE001 - ModelServer answers these with 422 (_model_error)
+        except Exception:  # noqa: BLE001, S110 - ModelServer answers these with 422 (_model_error)
             pass
 
 

@@ -232,7 +232,7 @@ def test_fast_validation_path_equals_the_per_column_path() -> None:
     fast = validate_frame(frame, schema)
     assert list(fast.columns) == ["x", "n", "f", "ok"]
     assert [str(t) for t in fast.dtypes] == ["float64", "int64", "float32", "bool"]
-    slow = pd.DataFrame({s.name: c for s, c in zip(
+    slow = pd.DataFrame({s.name: c for s, c in zip(  # noqa: B905 - four columns, four series
         schema.columns, (frame["x"], frame["n"].astype(np.int64), frame["f"].astype(np.float32),
                          frame["ok"]))})
     pd.testing.assert_frame_equal(fast, slow)

@@ -33,7 +33,7 @@ from raymlops.training import (
     scores,
     tracking_client,
 )
-from tests.conftest import PG_URI  # noqa: E402
+from tests.conftest import PG_URI
 
 CLASSIFIER_ARTIFACTS = {
     "confusion_matrix.png", "roc_curve.png", "pr_curve.png", "feature_importance.png",

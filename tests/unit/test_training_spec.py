@@ -124,7 +124,7 @@ def test_sql_labels(tmp_path: Path) -> None:
     bad = parse_spec({**GOOD, "labels": {"sql": {"url": url, "query": "select * from nowhere"},
                                          "timestamp": "ts", "label": "y"}})
     with pytest.raises(ValidationError) as info:
-        LabelledData(bad).rows
+        _ = LabelledData(bad).rows
     assert info.value.context["field"] == "labels.sql.query"
 
 
@@ -139,7 +139,7 @@ def test_sql_labels_on_postgresql() -> None:
     engine = sqlalchemy.create_engine(url)
     rows().to_sql(table, engine, index=False)
     try:
-        s = parse_spec({**GOOD, "labels": {"sql": {"url": url, "query": f"select * from {table}"},
+        s = parse_spec({**GOOD, "labels": {"sql": {"url": url, "query": f"select * from {table}"},  # noqa: S608 - a test table
                                            "timestamp": "ts", "label": "y"}})
         got = LabelledData(s).rows
         assert len(got) == 60 and str(got["ts"].dt.tz) == "UTC" and got["y"].dtype == bool
@@ -164,7 +164,7 @@ def test_bad_label_tables_are_refused_before_anything_runs(tmp_path: Path) -> No
     with pytest.raises(ValidationError, match="holds numbers"):
         read(rows().assign(ts=1.0))
     with pytest.raises(DatasetNotFoundError):
-        LabelledData(parse_spec(GOOD, base_dir=tmp_path / "nowhere")).rows
+        _ = LabelledData(parse_spec(GOOD, base_dir=tmp_path / "nowhere")).rows
     unlabelled = rows().assign(y=lambda f: f["y"].astype(object).where(f.index % 2 == 0, None))
     assert len(read(unlabelled)) == 30  # rows without a label yet have not arrived
 
@@ -190,11 +190,11 @@ def test_a_period_closes_when_its_end_passed_or_a_later_row_arrived() -> None:
     jan, feb, mar = (parse_period(p, "month") for p in ("2013-01", "2013-02", "2013-03"))
     now = pd.Timestamp("2013-03-15", tz="UTC")
     newest = pd.Timestamp("2013-03-14", tz="UTC")
-    assert closed_periods([jan, feb, mar], newest, "month", "UTC", now=now) == [jan, feb]
+    assert closed_periods([jan, feb, mar], newest, "UTC", now=now) == [jan, feb]
     # by data alone: a row of March closes February even when the clock is older
-    assert closed_periods([jan, feb, mar], newest, "month", "UTC", now=pd.Timestamp("2000-01-01", tz="UTC")) == [jan, feb]
+    assert closed_periods([jan, feb, mar], newest, "UTC", now=pd.Timestamp("2000-01-01", tz="UTC")) == [jan, feb]
     # a grace period of one month waits for late labels
-    assert closed_periods([jan, feb, mar], newest, "month", "UTC", now=now, grace=1) == [jan]
+    assert closed_periods([jan, feb, mar], newest, "UTC", now=now, grace=1) == [jan]
 
 
 def test_labelled_data_by_period_with_empty_periods_and_typed_inputs(tmp_path: Path) -> None:

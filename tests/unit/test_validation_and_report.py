@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from raymlops.cli import app
+from raymlops.data_schema import infer_schema, validate
 from raymlops.monitoring.drift import drift_report
 from raymlops.monitoring.report import render_html
-from raymlops.data_schema import infer_schema, validate
 
 
 @pytest.fixture(scope="module")
