@@ -1,6 +1,5 @@
-"""Training: record runs in MLflow the same way for every path (AutoML, continuous training,
-the demo). Re-exports only; see :mod:`raymlops.training.tracking` and
-:mod:`raymlops.training.plots`.
+"""Training: AutoML on Ray Tune, training specs for any labelled table, continuous training,
+and one way to record runs in MLflow for every path. Re-exports only.
 
 The re-exports load on first use (PEP 562): a Tune trial worker imports
 ``raymlops.training.automl`` to run its trial and needs neither MLflow nor matplotlib, which
@@ -12,6 +11,17 @@ from __future__ import annotations
 from raymlops._lazy import lazy_getattr
 
 _EXPORTS = {
+    "SearchConfig": "raymlops.training.automl",
+    "SearchResult": "raymlops.training.automl",
+    "run_search": "raymlops.training.automl",
+    "TrainingSpec": "raymlops.training.spec",
+    "load_spec": "raymlops.training.spec",
+    "parse_spec": "raymlops.training.spec",
+    "plan": "raymlops.training.workflow",
+    "run_pending": "raymlops.training.workflow",
+    "train": "raymlops.training.workflow",
+    "CTPolicy": "raymlops.training.ct",
+    "ContinuousTrainer": "raymlops.training.ct",
     "confusion_matrix_figure": "raymlops.training.plots",
     "feature_importance_figure": "raymlops.training.plots",
     "residual_figure": "raymlops.training.plots",

@@ -398,7 +398,7 @@ def pending_requests(settings: Settings, model: str) -> list[dict[str, Any]]:
     (after it read them) is older than that cycle's record but not in its list: it stays
     pending for the next cycle. Everything older than the second-newest cycle's record was
     there when the newest cycle read, so the scan stops there. A rollback is not a cycle and
-    takes nothing; a record without a list (made before cycles kept one) took all before it.
+    takes nothing; a record without a list (the older record format) took all before it.
     """
     out: list[dict[str, Any]] = []
     taken: set[str] = set()
