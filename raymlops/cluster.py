@@ -304,7 +304,9 @@ def up(
     known = set(state.created_actors or [])
     state.created_actors = sorted(known | set(platform.created_actors))
     state.dashboard_url = platform.dashboard_url or state.dashboard_url
-    state.save(platform.settings.state_dir)
+    # This storage root's own record (what its `down` reads), even when attaching adopted
+    # the platform's settings: a second root attaching must not overwrite the owner's.
+    state.save(settings.state_dir)
     return platform
 
 
