@@ -149,6 +149,8 @@ def read_unit(unit: InputUnit | dict[str, Any], columns: list[str] | None = None
               with_row_id: bool = True) -> pd.DataFrame:
     """The unit's rows, with their ``row_id`` first (a retried read gives the same ids)."""
     if isinstance(unit, dict):
+        if unit.get("row_group") is not None and unit["row_group"] != unit["row_group"]:
+            unit = {**unit, "row_group": None}  # NaN: a CSV unit that passed through a table
         unit = InputUnit(**unit)
     with _open(unit.path) as source:
         if unit.fmt == "parquet":

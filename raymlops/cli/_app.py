@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +24,23 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 _OUT = None  # the real stdout, when `main` has moved Ray's chatter to stderr
+
+
+@contextlib.contextmanager
+def rows_progress(verb: str, disabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for a job that reports ``(rows_done, rows_total)``; yields
+    the callback to hand the job (a no-op bar when ``disabled``, e.g. under ``--json``)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(f"[bold]{verb}[/] {{task.description}}"), BarColumn(),
+                  TimeElapsedColumn(), console=err_console, disable=disabled,
+                  transient=True) as bar:
+        task = bar.add_task("planning units", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{done:,} / {total:,} rows")
+
+        yield progress
 
 
 def emit(text: str) -> None:

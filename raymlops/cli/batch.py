@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import app, console, emit, err_console
+from raymlops.cli._app import app, console, emit, rows_progress
 
 batch_app = typer.Typer(help="Batch prediction over Parquet/CSV on warm scoring actors.",
                         no_args_is_help=True)
@@ -37,18 +37,9 @@ def predict(
     The output has row_id (position in the input), the kept columns, prediction, score,
     model_name and model_version; it appears only when complete.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from raymlops.serving.batch import batch_predict, validate_keep
 
-    with Progress(TextColumn("[bold]scoring[/] {task.description}"), BarColumn(),
-                  TimeElapsedColumn(), console=err_console, disable=as_json,
-                  transient=True) as bar:
-        task = bar.add_task("planning units", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"{done:,} / {total:,} rows")
-
+    with rows_progress("scoring", disabled=as_json) as progress:
         result = batch_predict(model, input, output, settings=ctx.obj.settings(),
                                keep_columns=validate_keep(keep), workers=workers,
                                rows_per_unit=rows_per_unit, overwrite=overwrite,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from raymlops.cli._app import app, console, emit, err_console
+from raymlops.cli._app import app, console, emit, rows_progress
 from raymlops.exceptions import ValidationError
 
 features_app = typer.Typer(help="Feature store: definitions, offline/online stores.",
@@ -160,16 +160,7 @@ def retrieve(
     Streams block by block on the cluster (any number of rows); the output keeps the input's
     rows in order and appears only when complete.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("[bold]joining[/] {task.description}"), BarColumn(),
-                  TimeElapsedColumn(), console=err_console, disable=as_json,
-                  transient=True) as bar:
-        task = bar.add_task("planning units", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"{done:,} / {total:,} rows")
-
+    with rows_progress("joining", disabled=as_json) as progress:
         result = _client(ctx).write_historical_features(
             service, entities, output, timestamp_column, overwrite=overwrite, progress=progress)
     if as_json:

@@ -99,7 +99,7 @@ def point_in_time_join_ray(
         ttl=ttl,
         prefix=prefix,
     )
-    needed = _feature_columns_needed(join_kwargs)
+    needed = feature_columns_needed(join_kwargs)
 
     entity_empty = empty_like_schema(entity_ds)
     if isinstance(features, pd.DataFrame):
@@ -157,11 +157,6 @@ def join_kwargs_of(view_rows: Any, timestamp_column: str) -> dict[str, Any]:
     return dict(join_keys=list(v.entity.join_keys), feature_columns=list(v.features),
                 entity_timestamp=timestamp_column, feature_timestamp=v.view.event_timestamp,
                 created_timestamp=v.view.created_timestamp, ttl=v.view.ttl, prefix=v.view.name)
-
-
-def feature_columns_needed(join_kwargs: dict[str, Any]) -> list[str]:
-    """The feature-side columns a join reads (keys, times, features)."""
-    return _feature_columns_needed(join_kwargs)
 
 
 ROWS_PER_BUCKET = 1_000_000
@@ -222,7 +217,7 @@ def _plan(
 ) -> list[Any]:
     """Wire the shuffle: returns one result (value or ref) per entity block, in order."""
     keys = _listed(join_kwargs["join_keys"])
-    needed = _feature_columns_needed(join_kwargs)
+    needed = feature_columns_needed(join_kwargs)
     n_blocks, n_parts = len(entity_blocks), num_partitions
     ent = [
         call(_split_entity, n_parts, blk, i, keys, n_parts) for i, blk in enumerate(entity_blocks)
@@ -243,7 +238,8 @@ def _plan(
     return [call(_gather, 1, *[pb[i] for pb in per_bucket])[0] for i in range(n_blocks)]
 
 
-def _feature_columns_needed(kwargs: dict[str, Any]) -> list[str]:
+def feature_columns_needed(kwargs: dict[str, Any]) -> list[str]:
+    """The feature-side columns a join reads (keys, times, features)."""
     created = [kwargs["created_timestamp"]] if kwargs.get("created_timestamp") else []
     ts = kwargs.get("feature_timestamp", "event_timestamp")
     cols = [*_listed(kwargs["join_keys"]), ts, *created, *_listed(kwargs["feature_columns"])]

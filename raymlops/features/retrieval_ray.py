@@ -273,17 +273,8 @@ def _run_units(features: HistoricalFeatures, units: list[Any], timestamp_column:
 def _retrieve_unit(unit: dict[str, Any], features_ref: list[Any], timestamp_column: str,
                    staging_uri: str) -> int:
     """One unit read, joined and written as its part file (atomically: a retry rewrites it)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from raymlops.storage import Storage
-    from raymlops.tabular_input import part_name
-
     joined = _mapped(features_ref).join(_read_unit(unit), timestamp_column)
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(joined, preserve_index=False), sink)
-    Storage.open(staging_uri).write_bytes(part_name(unit["first_row_id"]), sink.getvalue().to_pybytes())
-    return len(joined)
+    return _write_part(joined, unit["first_row_id"], staging_uri)
 
 
 def _run_shuffled(features: HistoricalFeatures, units: list[Any], timestamp_column: str,
@@ -319,6 +310,4 @@ def _write_part(frame: pd.DataFrame, first_row_id: int, staging_uri: str) -> int
 def _read_unit(unit: dict[str, Any]) -> pd.DataFrame:
     from raymlops.tabular_input import read_unit
 
-    if unit.get("row_group") is not None and unit["row_group"] != unit["row_group"]:  # NaN
-        unit = {**unit, "row_group": None}
     return read_unit(unit, with_row_id=False)

@@ -29,9 +29,6 @@ def score_unit(predictor: Any, features: Any, unit: dict[str, Any], job: dict[st
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-
-    if unit.get("row_group") is not None and unit["row_group"] != unit["row_group"]:  # NaN
-        unit = {**unit, "row_group": None}
     frame = read_unit(unit, job["columns"])
     if features is not None:
         frame = features.join(frame, job["timestamp_column"])
